@@ -1,0 +1,3 @@
+from greffier.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Captions every microphone of a room: one :class:`TrackCaptioner` per subscribed track.
+
+A track's audio (16 kHz mono from LiveKit) is pushed into a streaming transcriber; its events
+are placed on the meeting timeline, given the speaker's name, handed to the final sink (the
+transcript store) and published. Tracks come and go with participants: subscribe, mute
+(flush), unpublish or leave (close, keeping the last final), rejoin (a new captioner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from livekit import rtc
+
+from greffier.agents.publisher import TrackPublisher
+from greffier.asr.engine import InferenceEngine
+from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
+from greffier.core.audio import SAMPLE_RATE, pcm16_to_float32
+from greffier.core.log import get_logger
+from greffier.core.timeline import StreamTimeline
+from greffier.core.types import CaptionUpdate, Speaker, TranscriptEvent, TranscriptEventType
+from greffier.subtitles.protocol import participant_language
+
+logger = get_logger("agents.captioner")
+
+FinalSink = Callable[[CaptionUpdate], Awaitable[None]]
+_CAPTIONED_SOURCES = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
+
+
+def speaker_of(participant: rtc.Participant) -> Speaker:
+    """A participant as a speaker: display name, falling back to identity."""
+    return Speaker(identity=participant.identity, name=participant.name or participant.identity)
+
+
+def is_captioned(participant: rtc.Participant) -> bool:
+    """Humans (and bots that are not agents) get captions; agents do not."""
+    return participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+
+class TrackCaptioner:
+    """One microphone track, from audio frames to published captions."""
+
+    def __init__(
+        self,
+        *,
+        participant: rtc.RemoteParticipant,
+        track: rtc.RemoteAudioTrack,
+        engine: InferenceEngine,
+        options: StreamingOptions,
+        meeting_start: float,
+        publisher: TrackPublisher,
+        on_final: FinalSink | None = None,
+    ) -> None:
+        self.participant = participant
+        self.track = track
+        self.track_sid = track.sid
+        self.speaker = speaker_of(participant)
+        self.meeting_start = meeting_start
+        self._publisher = publisher
+        self._on_final = on_final
+        self._epoch = secrets.token_hex(3)
+        self.timeline = StreamTimeline()
+        self.transcriber = StreamingTranscriber(engine, options, stream_id=track.sid)
+        language = participant_language(dict(participant.attributes))
+        if language:
+            self.transcriber.set_language(language)
+        self._audio = rtc.AudioStream.from_track(
+            track=track, sample_rate=SAMPLE_RATE, num_channels=1
+        )
+        self.finals = 0
+        self._reader = asyncio.create_task(self._read(), name=f"greffier-read-{track.sid}")
+        self._writer = asyncio.create_task(self._write(), name=f"greffier-write-{track.sid}")
+
+    def meeting_now(self) -> float:
+        return time.time() - self.meeting_start
+
+    async def _read(self) -> None:
+        async for event in self._audio:
+            frame = event.frame
+            samples = pcm16_to_float32(frame.data)
+            self.timeline.on_audio(samples.size / SAMPLE_RATE, self.meeting_now())
+            self.transcriber.push_audio(samples)
+
+    async def _write(self) -> None:
+        async for event in self.transcriber:
+            if event.type not in (TranscriptEventType.INTERIM, TranscriptEventType.FINAL):
+                continue
+            update = self._to_update(event)
+            if update.final:
+                logger.debug("final %s: ends %.2f s before now (stream %.2f s received)",
+                             update.segment_id, self.meeting_now() - update.end,
+                             self.timeline.received_s)
+            if update.final and self._on_final is not None and update.text:
+                try:
+                    await self._on_final(update)
+                except Exception:  # noqa: BLE001 - the caption still goes out
+                    logger.exception("storing final %s failed", update.segment_id)
+            if update.final:
+                self.finals += 1
+            self._publisher.enqueue(update)
+
+    def _to_update(self, event: TranscriptEvent) -> CaptionUpdate:
+        to_meeting = self.timeline.to_meeting
+        words = tuple(
+            w.shifted(to_meeting(w.start) - w.start) for w in event.words
+        )
+        return CaptionUpdate(
+            segment_id=f"{self.track_sid}-{self._epoch}-{event.segment_index}",
+            speaker=self.speaker,
+            track_sid=self.track_sid,
+            language=event.language,
+            start=to_meeting(event.start),
+            end=to_meeting(event.end),
+            text=event.text,
+            final=event.type is TranscriptEventType.FINAL,
+            words=words,
+            revision=event.revision,
+            meeting_started_at=self.meeting_start,
+        )
+
+    def flush(self) -> None:
+        """Finalise what is being said now (mute)."""
+        self.transcriber.flush()
+
+    def update_participant(self, participant: rtc.RemoteParticipant) -> None:
+        """Name or language attributes changed."""
+        self.participant = participant
+        self.speaker = speaker_of(participant)
+        self.transcriber.set_language(participant_language(dict(participant.attributes)))
+
+    async def aclose(self) -> None:
+        """Stop reading, finalise the last utterance and publish it."""
+        await self._audio.aclose()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await self.transcriber.aclose()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+
+class RoomCaptioner:
+    """Every captioned track of one room."""
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        engine: InferenceEngine,
+        options: StreamingOptions,
+        *,
+        meeting_start: float,
+        on_final: FinalSink | None = None,
+        on_humans_changed: Callable[[int], None] | None = None,
+    ) -> None:
+        self.room = room
+        self.engine = engine
+        self.options = options
+        self.meeting_start = meeting_start
+        self._on_final = on_final
+        self._on_humans_changed = on_humans_changed
+        self.tracks: dict[str, TrackCaptioner] = {}
+        self._publishers: dict[str, TrackPublisher] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Caption the tracks already subscribed and follow the room's events."""
+        room = self.room
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("track_unsubscribed", self._on_track_unsubscribed)
+        room.on("track_muted", self._on_track_muted)
+        room.on("participant_attributes_changed", self._on_attributes_changed)
+        room.on("participant_connected", lambda p: self._humans_changed())
+        room.on("participant_disconnected", self._on_participant_disconnected)
+        for participant in room.remote_participants.values():
+            for pub in participant.track_publications.values():
+                if pub.track is not None and pub.subscribed:
+                    self._on_track_subscribed(pub.track, pub, participant)
+
+    def humans(self) -> int:
+        """Participants in the room that get captions."""
+        return sum(1 for p in self.room.remote_participants.values() if is_captioned(p))
+
+    def _humans_changed(self) -> None:
+        if self._on_humans_changed is not None:
+            self._on_humans_changed(self.humans())
+
+    def _on_track_subscribed(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        if not isinstance(track, rtc.RemoteAudioTrack) or track.sid in self.tracks:
+            return
+        if publication.source not in _CAPTIONED_SOURCES or not is_captioned(participant):
+            return
+        publisher = self._publishers.get(track.sid) or TrackPublisher(self.room)
+        self._publishers[track.sid] = publisher
+        self.tracks[track.sid] = TrackCaptioner(
+            participant=participant, track=track, engine=self.engine, options=self.options,
+            meeting_start=self.meeting_start, publisher=publisher, on_final=self._on_final,
+        )
+        logger.info("captioning track %s (%d tracks in the room)", track.sid, len(self.tracks))
+
+    def _close_track(self, track_sid: str) -> None:
+        captioner = self.tracks.pop(track_sid, None)
+        if captioner is None:
+            return
+        publisher = self._publishers.pop(track_sid, None)
+
+        async def close() -> None:
+            await captioner.aclose()
+            if publisher is not None:
+                await publisher.aclose()
+            logger.info("track %s closed after %d finals", track_sid, captioner.finals)
+
+        task = asyncio.create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _on_track_unsubscribed(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        self._close_track(track.sid)
+
+    def _on_track_muted(self, participant: rtc.Participant, publication: rtc.TrackPublication) -> (
+        None
+    ):
+        captioner = self.tracks.get(publication.sid)
+        if captioner is not None:
+            captioner.flush()
+
+    def _on_attributes_changed(
+        self, changed: dict[str, str], participant: rtc.Participant
+    ) -> None:
+        for captioner in self.tracks.values():
+            if captioner.participant.identity == participant.identity and isinstance(
+                participant, rtc.RemoteParticipant
+            ):
+                captioner.update_participant(participant)
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        for sid, captioner in list(self.tracks.items()):
+            if captioner.participant.identity == participant.identity:
+                self._close_track(sid)
+        self._humans_changed()
+
+    async def aclose(self) -> None:
+        """Finalise and publish every track's last words."""
+        for sid in list(self.tracks):
+            self._close_track(sid)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

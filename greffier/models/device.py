@@ -1,0 +1,62 @@
+"""Device and precision: ``auto`` is resolved once per library and logged."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from greffier.core.errors import ConfigurationError
+from greffier.core.log import get_logger
+
+logger = get_logger("models.device")
+
+_resolved: dict[tuple[str, str, str], DeviceChoice] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChoice:
+    """Where and at which precision a model runs."""
+
+    device: str
+    """``cpu`` or ``cuda``."""
+    compute_type: str
+    """CTranslate2 compute type (``int8``, ``float16``...) or torch dtype name."""
+
+
+def resolve_device(
+    device: str,
+    compute_type: str,
+    *,
+    library: str,
+    cuda_available: Callable[[], bool],
+) -> DeviceChoice:
+    """Turn ``auto`` settings into a concrete device and precision.
+
+    ``auto`` picks CUDA when ``cuda_available()`` says so; precision ``auto`` is float16 on CUDA
+    and int8 on CPU. The choice is made once per (library, settings) and logged.
+    """
+    key = (library, device, compute_type)
+    with _lock:
+        if key in _resolved:
+            return _resolved[key]
+        if device not in ("auto", "cpu", "cuda"):
+            raise ConfigurationError(f"unknown device {device!r}", hint="use auto, cpu or cuda")
+        has_cuda = device != "cpu" and cuda_available()
+        if device == "cuda" and not has_cuda:
+            raise ConfigurationError(
+                "device 'cuda' was asked for but no CUDA device is visible",
+                hint="set the device to auto or cpu, or check the GPU driver",
+            )
+        chosen = "cuda" if has_cuda else "cpu"
+        precision = compute_type
+        if compute_type == "auto":
+            precision = "float16" if chosen == "cuda" else "int8"
+        choice = DeviceChoice(chosen, precision)
+        _resolved[key] = choice
+        logger.info(
+            "%s runs on %s with %s (settings: device=%s, compute_type=%s)",
+            library, choice.device, choice.compute_type, device, compute_type,
+        )
+        return choice
