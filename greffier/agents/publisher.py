@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 
 from livekit import rtc
 
 from greffier.core.log import get_logger
 from greffier.core.types import CaptionUpdate
+from greffier.subtitles.live import CaptionQueue
 from greffier.subtitles.protocol import (
     TOPIC_CAPTIONS,
     TOPIC_TRANSCRIPTION,
@@ -32,23 +32,16 @@ class TrackPublisher:
     def __init__(self, room: rtc.Room, *, legacy: bool = True) -> None:
         self._room = room
         self._legacy = legacy
-        self._queue: deque[CaptionUpdate] = deque()
+        self._queue = CaptionQueue()
         self._wake = asyncio.Event()
         self._closed = False
         self.published = 0
-        self.coalesced = 0
         self.failed = 0
         self._task = asyncio.create_task(self._run())
 
     def enqueue(self, update: CaptionUpdate) -> None:
-        """Queue an update; an interim replaces a waiting interim of the same segment."""
-        if not update.final:
-            for i, queued in enumerate(self._queue):
-                if queued.segment_id == update.segment_id and not queued.final:
-                    self._queue[i] = update
-                    self.coalesced += 1
-                    return
-        self._queue.append(update)
+        """Queue an update (see :class:`CaptionQueue` for the drop policy)."""
+        self._queue.push(update)
         self._wake.set()
 
     async def aclose(self, timeout: float = 10.0) -> None:
@@ -68,7 +61,9 @@ class TrackPublisher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            update = self._queue.popleft()
+            update = self._queue.pop()
+            if update is None:
+                continue
             try:
                 t0 = time.monotonic()
                 await publish_caption(self._room, update, legacy=self._legacy)
@@ -82,6 +77,24 @@ class TrackPublisher:
                                type(e).__name__)
 
 
+def legacy_transcription(update: CaptionUpdate) -> rtc.Transcription:
+    """The update as a legacy ``publish_transcription`` payload (times in milliseconds)."""
+    return rtc.Transcription(
+        participant_identity=update.speaker.identity,
+        track_sid=update.track_sid,
+        segments=[
+            rtc.TranscriptionSegment(
+                id=update.segment_id,
+                text=update.text,
+                start_time=int(max(0.0, update.start) * 1000),
+                end_time=int(max(0.0, update.end) * 1000),
+                language=update.language,
+                final=update.final,
+            )
+        ],
+    )
+
+
 async def publish_caption(room: rtc.Room, update: CaptionUpdate, *, legacy: bool = True) -> None:
     """Send one update as a text stream, a legacy transcription and a JSON data message."""
     local = room.local_participant
@@ -93,22 +106,7 @@ async def publish_caption(room: rtc.Room, update: CaptionUpdate, *, legacy: bool
     await writer.write(update.text)
     await writer.aclose()
     if legacy:
-        await local.publish_transcription(
-            rtc.Transcription(
-                participant_identity=update.speaker.identity,
-                track_sid=update.track_sid,
-                segments=[
-                    rtc.TranscriptionSegment(
-                        id=update.segment_id,
-                        text=update.text,
-                        start_time=int(max(0.0, update.start) * 1000),
-                        end_time=int(max(0.0, update.end) * 1000),
-                        language=update.language,
-                        final=update.final,
-                    )
-                ],
-            )
-        )
+        await local.publish_transcription(legacy_transcription(update))
     await local.publish_data(
         CaptionMessage.from_update(update).to_bytes(), reliable=True, topic=TOPIC_CAPTIONS
     )

@@ -1,0 +1,1 @@
+"""greffier.store: the transcript store (SQLAlchemy)."""

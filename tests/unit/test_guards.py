@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from greffier.asr.guards import HallucinationGuard
+from greffier.asr.whisper import compression_ratio
+from greffier.core.types import Hypothesis, Word
+
+pytestmark = pytest.mark.unit
+
+guard = HallucinationGuard()
+
+
+def hyp(text: str, **kw: float) -> Hypothesis:
+    words, t = [], 0.0
+    for token in text.split():
+        words.append(Word(t, t + 0.3, " " + token))
+        t += 0.35
+    return Hypothesis(words=tuple(words), language="en", text=text,
+                      compression_ratio=kw.pop("compression_ratio", compression_ratio(text)), **kw)
+
+
+@pytest.mark.parametrize("phrase", [
+    "Sous-titres réalisés par la communauté d'Amara.org",
+    "Merci d'avoir regardé cette vidéo !",
+    "Thank you for watching!",
+    "Thanks for watching.",
+    "Sous-titrage ST' 501",
+])
+def test_known_silence_phrases_are_rejected(phrase: str) -> None:
+    assert guard.check(hyp(phrase)).rejected == "silence_phrase"
+
+
+def test_a_known_phrase_trailing_real_speech_is_cut_off() -> None:
+    verdict = guard.check(hyp("the budget is approved. Thank you for watching"))
+    assert verdict.text == "the budget is approved." and not verdict.rejected
+
+
+def test_short_courtesies_survive_when_the_decoder_is_confident() -> None:
+    assert guard.check(hyp("Thank you.", avg_logprob=-0.2, no_speech_probability=0.01)).text
+    assert guard.check(hyp("Merci.", avg_logprob=-0.9)).rejected == "silence_phrase"
+    assert guard.check(hyp("Thank you.", no_speech_probability=0.5)).rejected
+
+
+def test_no_speech_and_low_confidence_reject() -> None:
+    assert guard.check(hyp("hello there", no_speech_probability=0.9, avg_logprob=-1.2)).rejected
+    assert guard.check(hyp("hello there", avg_logprob=-2.0)).rejected == "low_logprob"
+    assert not guard.check(hyp("hello there", no_speech_probability=0.9, avg_logprob=-0.3)).rejected
+
+
+def test_repetition_loops_are_cut_or_rejected() -> None:
+    looped = "we will " + "go on and on " * 6 + "today"
+    verdict = guard.check(hyp(looped, compression_ratio=1.5))
+    assert verdict.text.split().count("go") <= 3 and verdict.text.endswith("today")
+    assert guard.check(hyp("la la la la la la la la la la la la")).rejected == "compression_ratio"
+
+
+def test_recorded_loop_on_half_a_second_of_breath_is_rejected() -> None:
+    # Whisper base really produced " S" twelve times on the first 0.5 s of the JFK clip.
+    data = json.loads((Path(__file__).parent / "data" / "growing_hypotheses.json").read_text())
+    raw = data["jfk"]["hypotheses"][0]["words"]
+    words = tuple(Word(s, e, t) for s, e, t in raw)
+    text = "".join(x.text for x in words).strip()
+    verdict = guard.check(Hypothesis(words=words, language="en", text=text,
+                                     compression_ratio=compression_ratio(text)))
+    assert verdict.rejected or len(verdict.words) <= 3
+
+
+def test_bracketed_sound_tags_are_not_captions() -> None:
+    assert guard.check(hyp("[Music]")).rejected
+    assert guard.check(hyp("(applause)")).rejected

@@ -1,0 +1,146 @@
+"""Interim/final sequencing and segment ids of the streaming transcriber, on real audio and the
+real VAD, with a decoder that writes one word per 0.3 s of audio it is given."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from greffier.asr.engine import InferenceEngine
+from greffier.asr.replay import replay
+from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
+from greffier.asr.whisper import DecodeOptions
+from greffier.core.audio import SAMPLE_RATE, read_audio
+from greffier.core.types import Hypothesis, TranscriptEventType, Word
+
+pytestmark = pytest.mark.unit
+
+
+class CountingDecoder:
+    multilingual = True
+
+    def __init__(self, text: str | None = None) -> None:
+        self.text = text
+        self.languages: list[str | None] = []
+
+    def decode_batch(self, requests: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Hypothesis]:
+        out = []
+        for audio, opts in requests:
+            self.languages.append(opts.language)
+            dur = audio.size / SAMPLE_RATE
+            if self.text is not None:
+                tokens = self.text.split()
+            else:
+                tokens = [f"w{i}" for i in range(int(dur / 0.3))]
+            words = tuple(Word(0.3 * i, 0.3 * i + 0.25, " " + t) for i, t in enumerate(tokens))
+            out.append(Hypothesis(words=words, language=opts.language or "en",
+                                  text="".join(x.text for x in words).strip(), avg_logprob=-0.2))
+        return out
+
+
+def two_utterances(clips) -> np.ndarray:
+    a = read_audio(clips["ljspeech_LJ001-0002"].audio)
+    b = read_audio(clips["ljspeech_LJ001-0008"].audio)
+    gap = np.zeros(SAMPLE_RATE * 3 // 2, np.float32)
+    return np.concatenate([gap, a, gap, b, gap])
+
+
+def run(audio: np.ndarray, decoder: CountingDecoder, **kw) -> list:
+    engine = InferenceEngine(decoder).start()
+
+    async def go():
+        return await replay(audio, lambda: StreamingTranscriber(
+            engine, StreamingOptions(synchronous=True, **kw)))
+
+    result = asyncio.run(go())
+    engine.close()
+    return [e.event for e in result.events]
+
+
+def test_each_utterance_gets_interims_then_one_final(clips) -> None:
+    events = run(two_utterances(clips), CountingDecoder())
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL]
+    assert [f.segment_index for f in finals] == [0, 1]
+    for f in finals:
+        seg = [e for e in events if e.segment_index == f.segment_index
+               and e.type in (TranscriptEventType.INTERIM, TranscriptEventType.FINAL)]
+        assert seg[-1] is f, "nothing of a segment may follow its final"
+        assert seg[0].type is TranscriptEventType.INTERIM, "an interim comes before the final"
+        revisions = [e.revision for e in seg if e.type is TranscriptEventType.INTERIM]
+        assert revisions == sorted(revisions)
+        assert f.text and f.words and f.start < f.end
+    # the first utterance starts after 1.5 s of silence; its audio begins 1 s before the
+    # VAD onset (lead pad), where this decoder puts its first word
+    assert 0.4 < finals[0].start < finals[0].end < finals[1].start
+    kinds = [e.type for e in events]
+    assert kinds.count(TranscriptEventType.SPEECH_STARTED) == 2
+    assert kinds.count(TranscriptEventType.SPEECH_ENDED) == 2
+
+
+def test_interims_extend_the_confirmed_prefix(clips) -> None:
+    events = run(two_utterances(clips), CountingDecoder())
+    interims = [e for e in events if e.type is TranscriptEventType.INTERIM]
+    for prev, cur in zip(interims, interims[1:], strict=False):
+        if prev.segment_index == cur.segment_index:
+            confirmed = prev.words[: prev.confirmed_words]
+            assert cur.words[: len(confirmed)] == confirmed
+
+
+def test_hallucinated_credits_never_become_captions(clips) -> None:
+    events = run(two_utterances(clips), CountingDecoder("Thank you for watching!"))
+    assert not [e for e in events if e.text]
+
+
+def test_forced_language_is_used_for_every_decode(clips) -> None:
+    decoder = CountingDecoder()
+    run(two_utterances(clips), decoder, language="fr")
+    assert decoder.languages and set(decoder.languages) == {"fr"}
+
+
+def test_undetected_language_is_held_after_enough_speech(clips) -> None:
+    decoder = CountingDecoder()
+    run(two_utterances(clips), decoder)
+    assert decoder.languages[0] is None and decoder.languages[-1] == "en"
+
+
+def test_long_speech_is_cut_at_a_bounded_length(clips) -> None:
+    speech = np.concatenate([read_audio(clips[c].audio) for c in (
+        "ljspeech_LJ001-0001", "ljspeech_LJ001-0003", "ljspeech_LJ001-0005")])
+    events = run(speech, CountingDecoder(), max_segment_s=6.0, trim_after_s=3.0)
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL and e.text]
+    assert len(finals) >= 3
+    assert all(f.end - f.start <= 6.0 + 4.0 for f in finals)
+    for a, b in zip(finals, finals[1:], strict=False):
+        assert b.start >= a.end - 0.05, "finals must not overlap"
+
+
+def test_flush_and_close_finalise_what_is_being_said(clips) -> None:
+    audio = read_audio(clips["ljspeech_LJ001-0001"].audio)[: 3 * SAMPLE_RATE]
+    engine = InferenceEngine(CountingDecoder()).start()
+
+    async def go() -> list:
+        stream = StreamingTranscriber(engine, StreamingOptions(synchronous=True))
+        events = []
+
+        async def collect() -> None:
+            async for e in stream:
+                events.append(e)
+
+        task = asyncio.create_task(collect())
+        for i in range(0, audio.size, 320):
+            stream.push_audio(audio[i : i + 320])
+            await stream.drain()
+        stream.flush()
+        await stream.drain()
+        n_after_flush = len([e for e in events if e.type is TranscriptEventType.FINAL])
+        await stream.aclose()
+        await task
+        return [n_after_flush, events]
+
+    n_after_flush, events = asyncio.run(go())
+    engine.close()
+    assert n_after_flush == 1
+    assert [e.type for e in events].count(TranscriptEventType.FINAL) == 1

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+
+from greffier.core.text import edit_distance, normalize_text, word_error_rate
+
+pytestmark = pytest.mark.unit
+
+
+def test_normalisation_drops_case_and_punctuation_but_keeps_elisions() -> None:
+    assert normalize_text("Hello, World!  It's") == "hello world it's"
+    assert normalize_text("Aujourd’hui, l'état — c'est «nous».") == "aujourd'hui l'état c'est nous"
+    assert normalize_text("well-known 'quoted'") == "well known quoted"
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("a b c".split(), "a x c d".split()) == 2
+    assert edit_distance([], ["a"]) == 1
+
+
+def test_corpus_wer_weights_by_reference_length() -> None:
+    result = word_error_rate(["one two three four", "five"], ["one two three four", "six"])
+    assert result.errors == 1 and result.reference_words == 5
+    assert result.wer == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        word_error_rate(["a"], [])
