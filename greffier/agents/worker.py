@@ -81,8 +81,10 @@ def build_server(settings: Settings) -> Any:
             can_update_metadata=True, hidden=settings.agent.hidden,
         ),
         num_idle_processes=1,
-        load_threshold=float("inf") if settings.agent.max_rooms == 0 else 1.0,
-        load_fnc=(lambda: len(_active_rooms) / max(1, settings.agent.max_rooms)),
+        # Load is the share of max_rooms in use (the server prefers the least loaded worker
+        # and sends nothing to a full one); without a limit it stays below 1.
+        load_threshold=1.0,
+        load_fnc=lambda: _load(settings.agent.max_rooms),
         port=0,
         max_retry=3,
         log_level=settings.log_level,
@@ -141,6 +143,14 @@ def build_server(settings: Settings) -> Any:
         print(f"{READY_LINE} as agent {agent_name!r}", file=sys.stderr, flush=True)
 
     return server
+
+
+def _load(max_rooms: int) -> float:
+    with _rooms_lock:
+        active = len(_active_rooms)
+    if max_rooms:
+        return min(1.0, active / max_rooms)
+    return min(0.99, active / 100)
 
 
 async def _release(room: str) -> None:

@@ -359,7 +359,8 @@ class StreamingTranscriber:
 
     def _start_segment(self, speech_start: int) -> None:
         self._seg_start = max(self._floor, self._buf_start, speech_start - self._lead)
-        self._last_interim_request = self._seg_start
+        # The first interim waits for interim_interval_s of speech: less is rarely a word.
+        self._last_interim_request = max(self._seg_start, speech_start)
         self._revision = 0
         self._interims_emitted = 0
         self._last_emitted_text = ""

@@ -1,0 +1,158 @@
+"""Live captions end to end: real LiveKit server, real worker, real Whisper, real recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from greffier.core.audio import SAMPLE_RATE, read_audio, resample
+from greffier.core.text import word_error_rate
+from greffier.rtc.client import (
+    CaptionCollector,
+    connect,
+    dispatch_agent,
+    publish_audio,
+)
+
+from tests.integration.rooms import (
+    Speaker,
+    caption_session,
+    captioners,
+    clip_audio,
+    clip_text,
+    room_name,
+    wait_for,
+    wait_quiet,
+)
+
+pytestmark = pytest.mark.integration
+
+ALICE_CLIPS = ("lhotse_librispeech_2412-153948-0000", "ljspeech_LJ001-0009")
+BOB_CLIPS = ("ljspeech_LJ001-0001", "ps_librivox_sense_sensibility_01-0920")
+
+
+async def test_two_speakers_at_once_are_captioned_and_attributed(livekit, worker, agent_name,
+                                                                 clips) -> None:
+    alice = Speaker("alice", "Alice Martin", clip_audio(clips, *ALICE_CLIPS))
+    bob = Speaker("bob", "Bob Durand", clip_audio(clips, *BOB_CLIPS))
+    got = await caption_session(livekit, agent_name, [alice, bob])
+
+    for speaker, ids in ((alice, ALICE_CLIPS), (bob, BOB_CLIPS)):
+        for channel in ("text_stream", "legacy", "data"):
+            assert got.finals(channel, speaker.identity), f"no {channel} finals for {speaker.name}"
+        finals = got.finals("data", speaker.identity)
+        assert {c.message.speaker.name for c in finals} == {speaker.name}
+        wer = word_error_rate([clip_text(clips, *ids)], [got.transcript(speaker.identity)])
+        assert wer.wer <= 0.15, f"{speaker.name}: WER {wer.wer:.1%}\n{got.dump()}"
+        # interims come before the final of each segment (of 1.5 s of words or more)
+        data = [c for c in got.via("data") if c.speaker_identity == speaker.identity]
+        for final in finals:
+            if final.message.end - final.message.start < 1.5:
+                continue
+            before = [c for c in data if c.segment_id == final.segment_id and not c.final
+                      and c.received_at <= final.received_at]
+            assert before, f"segment {final.segment_id} had no interim before its final\n" + (
+                got.dump()
+            )
+            after = [c for c in data if c.segment_id == final.segment_id and not c.final
+                     and c.received_at > final.received_at]
+            assert not after, "an interim arrived after its segment's final"
+
+    # the text streams are sent on behalf of the speaker and carry LiveKit's attributes
+    streams = got.via("text_stream")
+    assert {c.speaker_identity for c in streams} == {"alice", "bob"}
+    assert all(c.attributes.get("lk.transcribed_track_id") for c in streams)
+    assert got.malformed == 0
+
+
+async def test_a_participant_who_leaves_and_rejoins_is_captioned_again(livekit, worker,
+                                                                       agent_name, clips) -> None:
+    room = room_name()
+    listener = await connect(livekit, identity="listener", room=room)
+    got = CaptionCollector(listener)
+    await dispatch_agent(livekit, room, agent_name)
+    assert await wait_for(lambda: _captioned(livekit, room))
+    first, second = "ljspeech_LJ001-0004", "ljspeech_LJ001-0011"
+    for clip in (first, second):
+        carol = await connect(livekit, identity="carol", room=room, name="Carol",
+                              auto_subscribe=False)
+        await publish_audio(carol, clip_audio(clips, clip), SAMPLE_RATE)
+        await wait_quiet(got, quiet_s=2.5)
+        await carol.disconnect()
+        await asyncio.sleep(1.0)
+    await listener.disconnect()
+    finals = got.finals("data", "carol")
+    tracks = {c.track_sid for c in finals}
+    assert len(tracks) == 2, "both sessions of the participant were captioned"
+    wer = word_error_rate([clip_text(clips, first, second)], [got.transcript("carol")])
+    assert wer.wer <= 0.15, got.dump()
+
+
+async def _captioned(livekit, room: str) -> bool:
+    return bool(await captioners(livekit, room))
+
+
+async def test_a_second_dispatch_leaves_one_captioner(livekit, worker, agent_name) -> None:
+    room = room_name()
+    listener = await connect(livekit, identity="listener", room=room)
+    await dispatch_agent(livekit, room, agent_name)
+    assert await wait_for(lambda: _captioned(livekit, room))
+    await dispatch_agent(livekit, room, agent_name)
+    await asyncio.gather(dispatch_agent(livekit, room, agent_name),
+                         dispatch_agent(livekit, room, agent_name))
+    await asyncio.sleep(6.0)
+    assert len(await captioners(livekit, room)) == 1
+    await listener.disconnect()
+
+
+async def test_silence_and_noise_get_no_captions(livekit, worker, agent_name) -> None:
+    rng = np.random.default_rng(7)
+    quiet = np.zeros(8 * SAMPLE_RATE, np.float32)
+    hiss = (0.03 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
+    hum = (0.1 * np.sin(2 * np.pi * 100 * np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE)).astype(
+        np.float32
+    )
+    got = await caption_session(livekit, agent_name, [
+        Speaker("mute", "Silent", quiet), Speaker("noisy", "Noisy", np.concatenate([hiss, hum])),
+    ])
+    assert not [c for c in got.captions if c.text], got.dump()
+
+
+async def test_8k_44k_and_stereo_audio_are_captioned(livekit, worker, agent_name, clips) -> None:
+    ids = ("ljspeech_LJ001-0006", "ljspeech_LJ001-0013")
+    audio = clip_audio(clips, *ids)
+    at_8k = resample(audio, SAMPLE_RATE, 8_000)
+    at_44k = resample(audio, SAMPLE_RATE, 44_100)
+    stereo_44k = np.stack([at_44k, at_44k * 0.5], axis=1).reshape(-1)
+    got = await caption_session(livekit, agent_name, [
+        Speaker("phone", "Phone bridge", at_8k, sample_rate=8_000),
+        Speaker("studio", "Studio", stereo_44k, sample_rate=44_100, channels=2),
+    ])
+    for who in ("phone", "studio"):
+        wer = word_error_rate([clip_text(clips, *ids)], [got.transcript(who)])
+        assert wer.wer <= 0.2, f"{who}: {wer.wer:.1%}\n{got.dump()}"
+
+
+def test_a_worker_without_a_server_says_so_and_exits_non_zero(tmp_path) -> None:
+    env = {**os.environ, "GREFFIER_LIVEKIT__URL": "ws://127.0.0.1:9",
+           "GREFFIER_AGENT__CONNECT_TIMEOUT_S": "2"}
+    t = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "greffier", "worker"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "no LiveKit server answers at ws://127.0.0.1:9" in out.stderr
+    assert time.monotonic() - t < 30
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path) -> None:
+    env = {**os.environ, "GREFFIER_ASR__MODEL": str(tmp_path / "no-such-model")}
+    out = subprocess.run([sys.executable, "-m", "greffier", "worker"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
