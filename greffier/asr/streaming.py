@@ -54,13 +54,13 @@ class StreamingOptions:
     language: str | None = None
     """Forced language, or None to detect."""
     interim_interval_s: float = 0.5
-    max_segment_s: float = 12.0
-    trim_after_s: float = 6.0
+    max_segment_s: float = 16.0
+    trim_after_s: float = 10.0
     agreement: int = 2
     beam_size: int = 1
     final_beam_size: int = 1
     encoder_pad_s: float = 3.0
-    use_prompt: bool = True
+    use_prompt: bool = False
     speculative_final: bool = True
     vad_threshold: float = 0.5
     min_speech_s: float = 0.25
@@ -69,7 +69,7 @@ class StreamingOptions:
     """Audio kept after the end of speech."""
     lead_pad_s: float = 1.0
     """Audio kept before the detected start of speech (VAD onsets lag the first phoneme)."""
-    context_s: float = 0.0
+    context_s: float = 2.0
     """Audio before the segment given to Whisper as acoustic context; its words are dropped."""
     max_queued_audio_s: float = 30.0
     """Audio waiting to be processed beyond this is dropped, oldest first, with a warning."""
@@ -85,7 +85,9 @@ class StreamingOptions:
             language=None if asr.language in ("", "auto") else asr.language,
             interim_interval_s=asr.interim_interval_s,
             max_segment_s=asr.max_segment_s,
-            trim_after_s=asr.max_segment_s / 2,
+            trim_after_s=min(asr.trim_after_s, asr.max_segment_s),
+            context_s=asr.context_s,
+            use_prompt=asr.use_prompt,
             agreement=asr.agreement,
             beam_size=asr.beam_size,
             final_beam_size=asr.final_beam_size,

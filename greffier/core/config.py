@@ -45,8 +45,14 @@ class AsrSettings(BaseModel):
     """Beam width for the decode that produces a final."""
     interim_interval_s: float = Field(default=0.5, gt=0.05, le=5.0)
     """Audio that must accumulate between two interim decodes of a stream."""
-    max_segment_s: float = Field(default=12.0, ge=3.0, le=28.0)
+    max_segment_s: float = Field(default=16.0, ge=3.0, le=26.0)
     """A segment is finalised at a confirmed word once it is this long, even without a pause."""
+    trim_after_s: float = Field(default=10.0, ge=2.0, le=26.0)
+    """From this length on, a segment is finalised at the next confirmed sentence end."""
+    context_s: float = Field(default=2.0, ge=0.0, le=4.0)
+    """Audio before a segment given to Whisper as acoustic context (its words are dropped)."""
+    use_prompt: bool = False
+    """Give the previous finals to Whisper as a text prompt (measured: slightly worse WER)."""
     encoder_pad_s: float = Field(default=3.0, ge=0.0, le=30.0)
     """Silence appended before encoding short audio (Whisper is trained on 30 s windows;
     a few seconds keep accuracy while decoding far less)."""

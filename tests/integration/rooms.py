@@ -36,7 +36,9 @@ class Speaker:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-async def wait_quiet(collector: CaptionCollector, quiet_s: float = 3.0, timeout_s: float = 30.0) -> None:
+async def wait_quiet(
+    collector: CaptionCollector, quiet_s: float = 3.0, timeout_s: float = 30.0
+) -> None:
     """Wait until no caption has arrived for ``quiet_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from greffier.core.audio import SAMPLE_RATE, read_audio, resample
+from greffier.core.audio import SAMPLE_RATE, resample
 from greffier.core.text import word_error_rate
 from greffier.rtc.client import (
     CaptionCollector,
@@ -19,7 +19,6 @@ from greffier.rtc.client import (
     dispatch_agent,
     publish_audio,
 )
-
 from tests.integration.rooms import (
     Speaker,
     caption_session,

@@ -31,7 +31,9 @@ class ScriptedDecoder:
         self.delay = delay
         self.started = threading.Event()
 
-    def decode_batch(self, requests: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Hypothesis]:
+    def decode_batch(
+        self, requests: Sequence[tuple[np.ndarray, DecodeOptions]]
+    ) -> list[Hypothesis]:
         self.calls.append([o.prompt for _, o in requests])
         self.started.set()
         self.gate.wait(5)
@@ -116,7 +118,7 @@ def test_streams_are_served_fairly_under_load() -> None:
     """Four streams each keep an interim pending; every stream gets decodes."""
     dec = ScriptedDecoder(delay=0.01)
     engine = InferenceEngine(dec).start()
-    served = {s: 0 for s in "abcd"}
+    served = dict.fromkeys("abcd", 0)
     for _ in range(30):
         fs = {s: engine.submit(s, RequestKind.INTERIM, audio(), opts(s)) for s in "abcd"}
         for s, f in fs.items():

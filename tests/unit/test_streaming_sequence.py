@@ -26,7 +26,9 @@ class CountingDecoder:
         self.text = text
         self.languages: list[str | None] = []
 
-    def decode_batch(self, requests: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Hypothesis]:
+    def decode_batch(
+        self, requests: Sequence[tuple[np.ndarray, DecodeOptions]]
+    ) -> list[Hypothesis]:
         out = []
         for audio, opts in requests:
             self.languages.append(opts.language)
