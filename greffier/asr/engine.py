@@ -8,8 +8,10 @@ an event loop. Policy, in order:
    batched generation; useful on GPU, 1 on CPU).
 3. Bounded queues: a stream has at most one pending interim; a newer interim replaces it (the
    older one is *superseded*), and an interim that waited more than ``interim_max_wait_s`` is
-   dropped. Under overload interims thin out first; finals are never dropped. A stream awaits
-   its final before it continues, so pending finals are bounded by the number of streams.
+   dropped. Under overload interims thin out first; then finals lose their beam search (a
+   final decoded while other finals wait uses beam 1); finals are never dropped. A stream
+   awaits its final before it continues, so pending finals are bounded by the number of
+   streams.
 4. Lag (time from submission to result) is measured per stream and logged when it exceeds
    ``lag_warning_s``.
 """
@@ -24,7 +26,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -80,6 +82,8 @@ class EngineStats:
     decoded_interims: int
     superseded_interims: int
     dropped_interims: int
+    degraded_finals: int
+    """Finals decoded with beam 1 instead of their beam because other finals were waiting."""
     batches: int
     busy_s: float
     """Seconds the model spent decoding."""
@@ -120,7 +124,9 @@ class InferenceEngine:
         self._lags: deque[float] = deque(maxlen=2000)
         self._stream_lag: dict[str, float] = {}
         self._last_warning: dict[str, float] = defaultdict(lambda: -1e9)
-        self._counts = {"final": 0, "interim": 0, "superseded": 0, "dropped": 0, "batches": 0}
+        self._counts = {
+            "final": 0, "interim": 0, "superseded": 0, "dropped": 0, "batches": 0, "degraded": 0,
+        }
         self._busy = 0.0
         self._audio = 0.0
         self._max_lag = 0.0
@@ -218,6 +224,11 @@ class InferenceEngine:
                 self._finals.remove(req)
             else:
                 del self._interims[req.stream_id]
+        if self._finals and first.kind is RequestKind.FINAL and first.options.beam_size > 1:
+            # Other finals wait: give up beam search rather than make them wait longer.
+            self._counts["degraded"] += len(batch)
+            for req in batch:
+                req.options = replace(req.options, beam_size=1)
         return batch
 
     def _loop(self) -> None:
@@ -291,6 +302,7 @@ class InferenceEngine:
                 decoded_interims=self._counts["interim"],
                 superseded_interims=self._counts["superseded"],
                 dropped_interims=self._counts["dropped"],
+                degraded_finals=self._counts["degraded"],
                 batches=self._counts["batches"],
                 busy_s=self._busy,
                 audio_s=self._audio,

@@ -58,10 +58,15 @@ class StreamingOptions:
     trim_after_s: float = 10.0
     agreement: int = 2
     beam_size: int = 1
-    final_beam_size: int = 1
+    final_beam_size: int = 5
     encoder_pad_s: float = 3.0
     use_prompt: bool = False
     speculative_final: bool = True
+    interim_tail_only: bool = False
+    """Interims decode only the audio after the confirmed words (cheaper, measured less
+    accurate: an early mistake, once confirmed, is never decoded again)."""
+    final_tail_only: bool = False
+    """Finals keep the confirmed words and decode only what follows them (cheaper under load)."""
     vad_threshold: float = 0.5
     min_speech_s: float = 0.25
     min_silence_s: float = 0.5
@@ -287,7 +292,7 @@ class StreamingTranscriber:
                 elif ep.event is EndpointEvent.PAUSE_STARTED:
                     self._speculate(min(ep.window * WINDOW + self._pad, self._samples_in))
                 elif ep.event is EndpointEvent.SPEECH_RESUMED:
-                    self._speculation = None
+                    self._reuse_speculation()
                 elif ep.event is EndpointEvent.SPEECH_ENDED:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
                     await self._end_segment(end, reason="endpoint")
@@ -329,34 +334,40 @@ class StreamingTranscriber:
             encoder_pad_s=self.options.encoder_pad_s,
         )
 
-    async def _decode(self, kind: RequestKind, start: int, end: int, beam: int) -> (
-        tuple[Hypothesis, GuardVerdict]
-    ):
-        """Decode the segment [start, end) with up to ``context_s`` of audio before it.
+    async def _decode(
+        self,
+        kind: RequestKind,
+        start: int,
+        end: int,
+        beam: int,
+        seam: tuple[Word, ...] = (),
+    ) -> tuple[Hypothesis, GuardVerdict]:
+        """Decode [start, end) with up to ``context_s`` of audio before it.
 
-        Words of the context (already finalised) are dropped; words are returned on the
-        stream timeline, after the hallucination guard.
+        Words of the context are dropped (by time, then any of the ``seam`` words repeated at
+        the boundary); words come back on the stream timeline. The hallucination guard judges
+        the whole decode first (a credit line half in the context is still a credit line),
+        then what is kept.
         """
         ctx = max(self._buf_start, start - self._context)
         hyp = await self.engine.decode(
             self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
         )
+        whole = self._guard.check(hyp)
+        if whole.rejected:
+            return hyp, whole
         offset = ctx / SAMPLE_RATE
         boundary = start / SAMPLE_RATE
         words = [
             w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
         ]
-        if ctx < start and words and self._last_final_words:
-            # Seam: the context's last words may be repeated at the segment's start.
-            tail = [word_key(w) for w in self._last_final_words[-5:]]
+        if ctx < start and words and seam:
+            tail = [word_key(w) for w in seam[-5:]]
             for k in range(min(len(tail), len(words)), 0, -1):
                 if [word_key(w) for w in words[:k]] == tail[-k:]:
                     words = words[k:]
                     break
-        if ctx < start:
-            hyp = replace(hyp, words=tuple(words), text=join_words(words))
-        else:
-            hyp = replace(hyp, words=tuple(words))
+        hyp = replace(hyp, words=tuple(words), text=join_words(words))
         return hyp, self._guard.check(hyp)
 
     def _start_segment(self, speech_start: int) -> None:
@@ -377,9 +388,7 @@ class StreamingTranscriber:
     def _speculate(self, end: int) -> None:
         if not self.options.speculative_final or self._seg_start is None:
             return
-        task = asyncio.create_task(
-            self._decode(RequestKind.FINAL, self._seg_start, end, self.options.final_beam_size)
-        )
+        task = asyncio.create_task(self._final_decode(self._seg_start, end))
         self._speculation = _Speculation(end, task)
 
     async def _while_speaking(self) -> None:
@@ -400,17 +409,26 @@ class StreamingTranscriber:
                 await task
 
     async def _interim(self, seg_index: int, start: int, end: int) -> None:
+        confirmed = self._agreement.confirmed
+        from_sample = start
+        if confirmed and self.options.interim_tail_only:
+            # Only the audio after the confirmed words is decoded again (plus context).
+            from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
         try:
             hyp, verdict = await self._decode(
-                RequestKind.INTERIM, start, end, self.options.beam_size
+                RequestKind.INTERIM, from_sample, end, self.options.beam_size,
+                seam=confirmed if from_sample > start else self._last_final_words,
             )
         except Superseded:
             return
         if seg_index != self._seg_index or self._seg_start != start:
             return  # the segment was finalised or cut meanwhile
+        self._show_interim(hyp, verdict, (end - from_sample) / SAMPLE_RATE)
+
+    def _show_interim(self, hyp: Hypothesis, verdict: GuardVerdict, speech_s: float) -> None:
         if verdict.rejected:
             return
-        self._observe_language(hyp, (end - start) / SAMPLE_RATE)
+        self._observe_language(hyp, speech_s)
         _, tentative = self._agreement.insert(verdict.words)
         confirmed = self._agreement.confirmed
         shown = confirmed + tentative
@@ -426,6 +444,43 @@ class StreamingTranscriber:
             language=hyp.language, revision=self._revision,
         ))
         self._revision += 1
+
+    async def _final_decode(self, start: int, end: int) -> tuple[Hypothesis, GuardVerdict]:
+        """The decode a final comes from: the whole segment, or with ``final_tail_only`` the
+        confirmed words plus a decode of what follows them."""
+        confirmed = self._agreement.confirmed
+        if not self.options.final_tail_only or not confirmed:
+            return await self._decode(
+                RequestKind.FINAL, start, end, self.options.final_beam_size,
+                seam=self._last_final_words,
+            )
+        from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
+        hyp, verdict = await self._decode(
+            RequestKind.FINAL, from_sample, end, self.options.final_beam_size, seam=confirmed
+        )
+        if verdict.rejected == "silence_phrase":
+            return hyp, verdict
+        words = confirmed + (verdict.words if not verdict.rejected else ())
+        joined = replace(hyp, words=words, text=join_words(words))
+        return joined, GuardVerdict(words, joined.text)
+
+    def _reuse_speculation(self) -> None:
+        """Speech went on after a pause: the speculative decode still makes an interim."""
+        spec = self._speculation
+        self._speculation = None
+        if spec is None or self._seg_start is None:
+            return
+        seg_index, start, revision = self._seg_index, self._seg_start, self._revision
+
+        def done(task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            # Only while nothing newer has been shown: an older hypothesis would step back.
+            if (seg_index, start, revision) == (self._seg_index, self._seg_start, self._revision):
+                hyp, verdict = task.result()
+                self._show_interim(hyp, verdict, (spec.end - start) / SAMPLE_RATE)
+
+        spec.task.add_done_callback(done)
 
     def _observe_language(self, hyp: Hypothesis, speech_s: float) -> None:
         if self.language.language is None and hyp.language:
@@ -456,8 +511,23 @@ class StreamingTranscriber:
         if self._interim_task is not None and not self._interim_task.done():
             self._interim_task.cancel()
         self._interim_task = None
-        self._emit_final(words, join_words(words), self.language.language or "")
         cut_sample = max(int(round(words[-1].end * SAMPLE_RATE)), self._buf_start)
+        # The confirmed words mark where to cut; the final's text comes from one decode of the
+        # whole stretch, as at an endpoint (an early misrecognition may have been confirmed).
+        text = join_words(words)
+        try:
+            hyp, verdict = await self._decode(
+                RequestKind.FINAL, self._seg_start, cut_sample + self._pad,
+                self.options.final_beam_size, seam=self._last_final_words,
+            )
+            limit = words[-1].end + 0.1
+            decoded = tuple(w for w in verdict.words if (w.start + w.end) / 2 <= limit)
+            if not verdict.rejected and decoded:
+                words, text = decoded, join_words(decoded)
+                cut_sample = max(cut_sample, int(round(decoded[-1].end * SAMPLE_RATE)))
+        except Superseded:
+            pass
+        self._emit_final(words, text, self.language.language or "")
         self._floor = cut_sample
         self._seg_start = None
         self._start_segment(cut_sample)
@@ -481,9 +551,7 @@ class StreamingTranscriber:
             if spec is not None and spec.end == end:
                 result = await spec.task
             elif end - start >= WINDOW:
-                result = await self._decode(
-                    RequestKind.FINAL, start, end, self.options.final_beam_size
-                )
+                result = await self._final_decode(start, end)
         except Superseded:
             result = None
         except Exception:  # noqa: BLE001 - keep what was confirmed rather than lose it

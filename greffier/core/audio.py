@@ -127,7 +127,7 @@ def normalize_chunk(
 ) -> FloatArray:
     """Any interleaved int16/float chunk to float32 mono at 16 kHz (stateless; whole signals)."""
     if samples.dtype == np.int16:
-        data = pcm16_to_float32(samples)
+        data = pcm16_to_float32(samples.view(np.int16))
     elif np.issubdtype(samples.dtype, np.floating):
         data = np.asarray(samples, dtype=np.float32)
     else:

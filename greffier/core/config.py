@@ -41,8 +41,8 @@ class AsrSettings(BaseModel):
     """``auto`` detects per stream, otherwise a Whisper language code (``fr``, ``en``...)."""
     beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for interim decodes."""
-    final_beam_size: int = Field(default=1, ge=1, le=10)
-    """Beam width for the decode that produces a final."""
+    final_beam_size: int = Field(default=5, ge=1, le=10)
+    """Beam width for the decode that produces a final (1 under overload, see the engine)."""
     interim_interval_s: float = Field(default=0.5, gt=0.05, le=5.0)
     """Audio that must accumulate between two interim decodes of a stream."""
     max_segment_s: float = Field(default=16.0, ge=3.0, le=26.0)
@@ -112,8 +112,9 @@ class DiarizationSettings(BaseModel):
     pipeline name or a local ``config.yaml``."""
     token: SecretStr | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    window_s: float = Field(default=10.0, ge=2.0)
-    step_s: float = Field(default=5.0, ge=0.5)
+    window_s: float = Field(default=12.0, ge=2.0)
+    """Online diarization window (measured: 12 s every 4 s beats 10 s every 5 s on AMI)."""
+    step_s: float = Field(default=4.0, ge=0.5)
 
 
 class StoreSettings(BaseModel):

@@ -166,3 +166,22 @@ def test_a_failing_decoder_fails_the_requests_not_the_engine() -> None:
         engine.submit("a", RequestKind.FINAL, audio(), opts("boom")).result(5)
     assert engine.submit("a", RequestKind.FINAL, audio(), opts("fine")).result(5).text == "fine"
     engine.close()
+
+
+def test_finals_lose_their_beam_when_other_finals_wait() -> None:
+    class Beams(ScriptedDecoder):
+        def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+            self.beams = getattr(self, "beams", []) + [o.beam_size for _, o in requests]
+            return super().decode_batch(requests)
+
+    dec = Beams(hold=True)
+    engine = InferenceEngine(dec).start()
+    engine.submit("x", RequestKind.INTERIM, audio(), opts("blocker"))
+    assert dec.started.wait(2)
+    a = engine.submit("a", RequestKind.FINAL, audio(), opts("a", beam=5))
+    b = engine.submit("b", RequestKind.FINAL, audio(), opts("b", beam=5))
+    dec.gate.set()
+    a.result(5), b.result(5)
+    assert dec.beams == [1, 1, 5]  # "a" waited with "b" behind it; "b" was alone
+    assert engine.stats().degraded_finals == 1
+    engine.close()

@@ -1,0 +1,326 @@
+"""greffier's streaming engine side by side with offline Whisper and two open peers.
+
+Same audio (the visible clips with transcripts), same local model directory (``base``, int8,
+CPU), every system fed at real-time pace and scored by ``benchmarks/snapshots.py``:
+
+* ``greffier``: the exact streaming code (``asr.replay``, real-time clock, default settings);
+* ``faster-whisper offline``: ``WhisperModel.transcribe`` on the whole clip (beam 5, VAD), the
+  accuracy reference (no latency: it needs the whole recording);
+* ``whisperlivekit`` and ``whisperlive``: driven by ``benchmarks/peers/run_peer.py`` inside their
+  own virtual environments (``benchmarks/peers/setup.sh``), with the same model directory.
+
+Then greffier's capacity: N streams at once, in real time, on one engine, for N = 1, 2, ...
+until the p95 final latency passes 2 s; memory per added stream.
+
+Run: ``.venv/bin/python -m benchmarks.streaming [--skip-peers] [--languages en,fr]``.
+Writes ``benchmarks/results/streaming.json`` and ``streaming.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from benchmarks.common import (
+    Clip,
+    fmt,
+    machine,
+    percentile,
+    speech_bounds,
+    transcript_clips,
+    write_results,
+)
+from benchmarks.snapshots import Snapshot, score, snapshots_from_replay
+from greffier.asr.engine import InferenceEngine
+from greffier.asr.replay import replay
+from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
+from greffier.asr.whisper import WhisperDecoder
+from greffier.core.audio import SAMPLE_RATE
+from greffier.core.config import Settings
+from greffier.core.text import word_error_rate
+
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
+PEER_VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "greffier" / "peers"
+PEER_SYSTEMS = ("whisperlivekit", "whisperlive")
+CAPACITY_TARGET_S = 2.0
+
+
+def summarize(name: str, clips: list[Clip], snaps: dict[str, list[Snapshot]],
+              bounds: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    scores = {c.id: score(snaps.get(c.id, []), *bounds[c.id]) for c in clips}
+    first = [s.first_interim_latency for s in scores.values() if s.first_interim_latency is not None]
+    final = [s.final_latency for s in scores.values() if s.final_latency is not None]
+    out: dict[str, Any] = {
+        "wer": round(word_error_rate([c.reference for c in clips],
+                                     [scores[c.id].final_text for c in clips]).wer, 4),
+        "wer_by_language": {},
+        "first_interim_latency_p50_s": _r(percentile(first, 50)),
+        "final_latency_p50_s": _r(percentile(final, 50)),
+        "final_latency_p95_s": _r(percentile(final, 95)),
+        "flicker": round(sum(s.rewrites for s in scores.values())
+                         / max(1, sum(s.final_words for s in scores.values())), 3),
+        "clips_without_output": [cid for cid, s in scores.items() if not s.final_text],
+    }
+    for lang in sorted({c.language for c in clips}):
+        sel = [c for c in clips if c.language == lang]
+        out["wer_by_language"][lang] = round(word_error_rate(
+            [c.reference for c in sel], [scores[c.id].final_text for c in sel]).wer, 4)
+    print(f"{name}: WER {out['wer']:.3f} first {out['first_interim_latency_p50_s']} "
+          f"final {out['final_latency_p50_s']}/{out['final_latency_p95_s']} "
+          f"flicker {out['flicker']}", flush=True)
+    return out
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
+
+
+async def run_greffier(engine: InferenceEngine, clips: list[Clip], settings: Settings) -> (
+    dict[str, list[Snapshot]]
+):
+    out = {}
+    for clip in clips:
+        opts = StreamingOptions.from_settings(settings.asr, settings.vad, language=clip.language)
+        result = await replay(clip.audio(), lambda o=opts: StreamingTranscriber(engine, o),
+                              realtime=True, tail_silence_s=3.0)
+        out[clip.id] = snapshots_from_replay(result)
+    return out
+
+
+def run_offline(decoder: WhisperDecoder, clips: list[Clip]) -> dict[str, Any]:
+    hyps = {}
+    t0 = time.monotonic()
+    audio_s = 0.0
+    for clip in clips:
+        audio = clip.audio()
+        audio_s += audio.size / SAMPLE_RATE
+        hyps[clip.id] = " ".join(h.text for h in decoder.transcribe(
+            audio, language=clip.language, beam_size=5))
+    elapsed = time.monotonic() - t0
+    res: dict[str, Any] = {
+        "wer": round(word_error_rate([c.reference for c in clips],
+                                    [hyps[c.id] for c in clips]).wer, 4),
+        "wer_by_language": {},
+        "first_interim_latency_p50_s": None, "final_latency_p50_s": None,
+        "final_latency_p95_s": None, "flicker": 0.0,
+        "realtime_factor": round(elapsed / audio_s, 3),
+        "note": "whole-clip decoding: no live output, accuracy reference",
+    }
+    for lang in sorted({c.language for c in clips}):
+        sel = [c for c in clips if c.language == lang]
+        res["wer_by_language"][lang] = round(word_error_rate(
+            [c.reference for c in sel], [hyps[c.id] for c in sel]).wer, 4)
+    print(f"offline: WER {res['wer']:.3f}", flush=True)
+    return res
+
+
+def run_peer(system: str, clips: list[Clip], model_dir: str) -> dict[str, Any]:
+    python = PEER_VENVS / system / "venv" / "bin" / "python"
+    if not python.is_file():
+        return {"error": f"not installed: run benchmarks/peers/setup.sh ({python} missing)"}
+    snaps: dict[str, list[Snapshot]] = {}
+    meta: dict[str, Any] = {}
+    for lang in sorted({c.language for c in clips}):
+        sel = [c for c in clips if c.language == lang]
+        with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tmp:
+            out_path = Path(tmp.name)
+        cmd = [str(python), str(PEERS_DIR / "run_peer.py"), "--system", system,
+               "--model-dir", model_dir, "--language", lang, "--out", str(out_path)]
+        for c in sel:
+            cmd += ["--audio", str(c.audio_path)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            return {"error": f"{system} failed: {proc.stderr.strip()[-800:]}"}
+        for line in out_path.read_text().splitlines():
+            row = json.loads(line)
+            if "t" in row and "clip" in row:
+                snaps.setdefault(row["clip"], []).append(
+                    Snapshot(float(row["t"]), row.get("committed", ""), row.get("tentative", "")))
+            elif row.get("event") == "rss_mb":
+                meta["rss_mb"] = max(meta.get("rss_mb", 0), row.get("value", row.get("rss_mb", 0)))
+            elif row.get("event") == "start" and row.get("load_s") is not None:
+                meta.setdefault("load_s", row["load_s"])
+            elif row.get("event") == "version":
+                meta["version"] = row.get("version")
+        out_path.unlink()
+    by_id = {c.audio_path.stem: c.id for c in clips}
+    snaps = {by_id.get(k, k): v for k, v in snaps.items()}
+    bounds = {c.id: speech_bounds(c.audio()) for c in clips}
+    res = summarize(system, clips, snaps, bounds)
+    res.update(meta)
+    return res
+
+
+async def capacity(engine: InferenceEngine, clips: list[Clip], settings: Settings,
+                   max_streams: int = 8) -> dict[str, Any]:
+    """Streams at once, in real time: p95 final latency and memory, N = 1, 2, ..."""
+    english = [c for c in clips if c.language == "en"][:8]
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    audios = [c.audio() for c in english]
+    proc = psutil.Process()
+    runs = []
+    best = 0
+    baseline_rss = proc.memory_info().rss / 2**20
+    for n in range(1, max_streams + 1):
+        tracks = []
+        for i in range(n):  # each stream speaks the clips in another order, 45 s or so
+            order = audios[i % len(audios):] + audios[: i % len(audios)]
+            parts, total = [np.zeros(int(0.37 * i * SAMPLE_RATE), np.float32)], 0.0
+            for a in order:
+                parts += [a, gap]
+                total += a.size / SAMPLE_RATE + 1
+                if total > 45:
+                    break
+            tracks.append(np.concatenate(parts))
+        peak = [proc.memory_info().rss / 2**20]
+        stop = threading.Event()
+
+        def sample(peak: list[float] = peak, stop: threading.Event = stop) -> None:
+            while not stop.wait(0.5):
+                peak.append(proc.memory_info().rss / 2**20)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        before = engine.stats()
+        opts = StreamingOptions.from_settings(settings.asr, settings.vad, language="en")
+        results = await asyncio.gather(*[
+            replay(t, lambda o=opts: StreamingTranscriber(engine, o), realtime=True)
+            for t in tracks
+        ])
+        stop.set()
+        sampler.join()
+        after = engine.stats()
+        lat = [x for r in results for x in r.final_latencies()]
+        p95 = percentile(lat, 95)
+        runs.append({
+            "streams": n, "final_latency_p50_s": _r(percentile(lat, 50)),
+            "final_latency_p95_s": _r(p95), "finals": len(lat),
+            "interims_dropped": after.dropped_interims - before.dropped_interims,
+            "interims_superseded": after.superseded_interims - before.superseded_interims,
+            "interims_shown": sum(len(r.interims) for r in results),
+            "peak_rss_mb": round(max(peak), 1),
+        })
+        print(f"capacity: {runs[-1]}", flush=True)
+        if p95 is not None and p95 <= CAPACITY_TARGET_S:
+            best = n
+        else:
+            break
+    per_stream = None
+    if len(runs) >= 2:
+        xs = np.array([r["streams"] for r in runs], float)
+        ys = np.array([r["peak_rss_mb"] for r in runs], float)
+        per_stream = round(float(np.polyfit(xs, ys, 1)[0]), 1)
+    return {"max_realtime_streams": best, "rss_per_stream_mb": per_stream,
+            "baseline_rss_mb": round(baseline_rss, 1), "runs": runs}
+
+
+def table(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    rows = []
+    g = res["systems"].get("greffier", {})
+    for name, s in res["systems"].items():
+        if "error" in s:
+            rows.append(f"| {name} | - | - | - | - | - | {s['error']} |")
+            continue
+        langs = ", ".join(f"{k} {100 * v:.1f}" for k, v in s.get("wer_by_language", {}).items())
+        rows.append(
+            f"| {name} | {100 * s['wer']:.1f} % ({langs}) | {fmt(s['first_interim_latency_p50_s'], ' s')} "
+            f"| {fmt(s['final_latency_p50_s'], ' s')} | {fmt(s['final_latency_p95_s'], ' s')} "
+            f"| {fmt(s.get('flicker'), '', 3)} | {s.get('version', s.get('note', ''))} |")
+    goals = []
+    off = res["systems"].get("faster-whisper offline", {})
+    if g and off and "wer" in off:
+        ratio = g["wer"] / off["wer"] if off["wer"] else None
+        goals.append(f"| WER of streamed finals / offline | {fmt(ratio, 'x')} | <= 1.05x |")
+    for peer in PEER_SYSTEMS:
+        p = res["systems"].get(peer, {})
+        if g and p and "error" not in p:
+            for key, label in (("first_interim_latency_p50_s", "first interim p50"),
+                               ("final_latency_p50_s", "final p50")):
+                if p.get(key) and g.get(key) is not None:
+                    goals.append(f"| greffier / {peer} {label} | {g[key] / p[key]:.2f}x "
+                                 f"| <= 0.5x at equal or better WER ({100 * g['wer']:.1f} % vs {100 * p['wer']:.1f} %) |")
+    cap = res.get("capacity", {})
+    goals.append(f"| real-time streams with p95 final <= 2 s | {cap.get('max_realtime_streams')} | >= 4 |")
+    goals.append(f"| memory per added stream | {fmt(cap.get('rss_per_stream_mb'), ' MB', 1)} | <= 20 MB |")
+    cap_rows = "\n".join(
+        f"| {r['streams']} | {fmt(r['final_latency_p50_s'], ' s')} | {fmt(r['final_latency_p95_s'], ' s')} "
+        f"| {r['interims_shown']} | {r['interims_dropped']} + {r['interims_superseded']} | {r['peak_rss_mb']} MB |"
+        for r in cap.get("runs", []))
+    return f"""# Streaming engine: greffier against offline Whisper and open peers
+
+Model `{res['model']}` (CTranslate2 int8, CPU) for every system, the same {res['clips']} clips
+({', '.join(f'{k}: {v}' for k, v in res['clips_by_language'].items())}) fed in real time;
+{m['cores']} cores ({m['cpu']}), {m['date']}. Produced by `python -m benchmarks.streaming`;
+scoring in `benchmarks/snapshots.py` (latencies from the clip's first/last speech by Silero VAD).
+
+| system | WER | first interim p50 | final p50 | final p95 | flicker | version / note |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+| goal | measured | target |
+|---|---|---|
+{chr(10).join(goals)}
+
+Capacity (greffier, N speakers at once on one engine, real time, ~45 s each):
+
+| streams | final p50 | final p95 | interims shown | interims dropped + superseded | peak RSS |
+|---|---|---|---|---|---|
+{cap_rows}
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--languages", default="en,fr")
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    settings = Settings()
+    clips = transcript_clips(settings, tuple(args.languages.split(",")))
+    if args.limit:
+        clips = clips[: args.limit]
+    decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
+    engine = InferenceEngine(decoder).start()
+    bounds = {c.id: speech_bounds(c.audio()) for c in clips}
+    systems: dict[str, Any] = {}
+    snaps = asyncio.run(run_greffier(engine, clips, settings))
+    systems["greffier"] = summarize("greffier", clips, snaps, bounds)
+    systems["faster-whisper offline"] = run_offline(decoder, clips)
+    if not args.skip_peers:
+        for peer in PEER_SYSTEMS:
+            systems[peer] = run_peer(peer, clips, decoder.resolved.location)
+    cap = {} if args.skip_capacity else asyncio.run(capacity(engine, clips, settings))
+    engine.close()
+    res = {
+        "model": settings.asr.model,
+        "clips": len(clips),
+        "clips_by_language": {lang: sum(c.language == lang for c in clips)
+                              for lang in sorted({c.language for c in clips})},
+        "systems": systems,
+        "max_realtime_streams": cap.get("max_realtime_streams"),
+        "rss_per_stream_mb": cap.get("rss_per_stream_mb"),
+        "capacity": cap,
+        "machine": machine(),
+    }
+    js, md = write_results("streaming", res, table(res))
+    print(table(res))
+    print(f"written: {js} {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

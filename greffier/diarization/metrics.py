@@ -1,0 +1,133 @@
+"""Diarization scores (DER, JER through ``pyannote.metrics``) and an RTTM reader.
+
+``pyannote.metrics`` is imported inside the scoring functions only; reading RTTM needs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from greffier.core.errors import AudioFormatError, MissingDependencyError
+from greffier.core.types import SpeakerTurn
+
+Uem = tuple[float, float] | Sequence[tuple[float, float]]
+"""Scored regions: one (start, end) pair or several."""
+
+
+def read_rttm(path: str | Path, *, uri: str | None = None) -> list[SpeakerTurn]:
+    """The ``SPEAKER`` lines of an RTTM file as turns sorted by start (only those of ``uri``
+    when given; the file id is the second field)."""
+    turns = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0] != "SPEAKER":
+            continue
+        if len(fields) < 8:
+            raise AudioFormatError(f"{path}:{number}: an RTTM SPEAKER line needs 8+ fields")
+        if uri is not None and fields[1] != uri:
+            continue
+        start, duration = float(fields[3]), float(fields[4])
+        turns.append(SpeakerTurn(start, start + duration, fields[7]))
+    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
+
+
+def write_rttm(turns: Iterable[SpeakerTurn], uri: str = "audio") -> str:
+    """Turns as RTTM text."""
+    return "".join(
+        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+        for t in turns
+    )
+
+
+def _metrics() -> Any:
+    try:
+        import pyannote.core
+        import pyannote.metrics.diarization
+    except ImportError as e:
+        raise MissingDependencyError.for_extra("pyannote.metrics", "diarization") from e
+    return pyannote.core, pyannote.metrics.diarization
+
+
+def _annotation(core: Any, turns: Iterable[SpeakerTurn]) -> Any:
+    annotation = core.Annotation(uri="audio")
+    for i, t in enumerate(turns):
+        if t.end > t.start:
+            annotation[core.Segment(t.start, t.end), i] = t.speaker
+    return annotation
+
+
+def _timeline(
+    core: Any, uem: Uem | None, reference: Sequence[SpeakerTurn], hypothesis: Sequence[SpeakerTurn]
+) -> Any:
+    if uem is None:
+        ends = [t.end for t in (*reference, *hypothesis)]
+        regions: list[tuple[float, float]] = [(0.0, max(ends, default=0.0))]
+    elif len(uem) == 2 and all(isinstance(x, int | float) for x in uem):
+        regions = [(float(uem[0]), float(uem[1]))]  # type: ignore[arg-type]
+    else:
+        regions = [(float(a), float(b)) for a, b in uem]  # type: ignore[misc]
+    return core.Timeline([core.Segment(a, b) for a, b in regions if b > a], uri="audio")
+
+
+def der_components(
+    reference: Sequence[SpeakerTurn],
+    hypothesis: Sequence[SpeakerTurn],
+    *,
+    uem: Uem | None = None,
+    collar: float = 0.0,
+    skip_overlap: bool = False,
+) -> dict[str, float]:
+    """pyannote's DER components in seconds (``missed detection``, ``false alarm``,
+    ``confusion``, ``total``) and ``diarization error rate``; arguments as in
+    :func:`diarization_error_rate`."""
+    core, diar = _metrics()
+    metric = diar.DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
+    components = metric(
+        _annotation(core, reference),
+        _annotation(core, hypothesis),
+        uem=_timeline(core, uem, reference, hypothesis),
+        detailed=True,
+    )
+    return {str(k): float(v) for k, v in components.items()}
+
+
+def diarization_error_rate(
+    reference: Sequence[SpeakerTurn],
+    hypothesis: Sequence[SpeakerTurn],
+    *,
+    uem: Uem | None = None,
+    collar: float = 0.0,
+    skip_overlap: bool = False,
+) -> float:
+    """DER = (missed + false alarm + confusion) / reference speech, with the optimal mapping of
+    hypothesis to reference speakers.
+
+    ``uem`` restricts scoring to (start, end) regions; None scores from 0 to the last end of
+    either side. ``collar`` (seconds, total) forgives errors around reference boundaries.
+    """
+    return der_components(
+        reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap
+    )["diarization error rate"]
+
+
+def jaccard_error_rate(
+    reference: Sequence[SpeakerTurn],
+    hypothesis: Sequence[SpeakerTurn],
+    *,
+    uem: Uem | None = None,
+    collar: float = 0.0,
+    skip_overlap: bool = False,
+) -> float:
+    """JER: mean over reference speakers of 1 - Jaccard index with their mapped hypothesis
+    speaker (DIHARD II), so that every speaker counts equally whatever their talk time."""
+    core, diar = _metrics()
+    metric = diar.JaccardErrorRate(collar=collar, skip_overlap=skip_overlap)
+    return float(
+        metric(
+            _annotation(core, reference),
+            _annotation(core, hypothesis),
+            uem=_timeline(core, uem, reference, hypothesis),
+        )
+    )
