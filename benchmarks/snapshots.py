@@ -4,7 +4,8 @@ A system's run over a clip is a list of snapshots ``(t, committed, tentative)``:
 the first audio sample was fed, the text it considers final so far, and the text still subject
 to change. From that alone:
 
-* WER: the committed text at the end against the reference;
+* WER: what is displayed at the end (committed and still tentative: what the user is left
+  with) against the reference;
 * first interim latency: first non-empty display minus the clip's first speech;
 * final latency: last change of the committed text minus the clip's last speech;
 * flicker: displayed words rewritten between consecutive snapshots, per final word.
@@ -58,7 +59,7 @@ def snapshots_from_replay(result: ReplayResult) -> list[Snapshot]:
 def score(snapshots: Sequence[Snapshot], speech_start: float, speech_end: float) -> ClipScore:
     """Score one clip's snapshots (see the module docstring)."""
     snaps = sorted(snapshots, key=lambda s: s.t)
-    final_text = snaps[-1].committed if snaps else ""
+    final_text = snaps[-1].display if snaps else ""
     first = next((s.t for s in snaps if s.display), None)
     last_change = None
     previous_committed = ""

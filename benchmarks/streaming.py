@@ -145,7 +145,7 @@ def run_peer(system: str, clips: list[Clip], model_dir: str) -> dict[str, Any]:
             return {"error": f"{system} failed: {proc.stderr.strip()[-800:]}"}
         for line in out_path.read_text().splitlines():
             row = json.loads(line)
-            if "t" in row and "clip" in row:
+            if "t" in row and "clip" in row and row.get("event") in (None, "end"):
                 snaps.setdefault(row["clip"], []).append(
                     Snapshot(float(row["t"]), row.get("committed", ""), row.get("tentative", "")))
             elif row.get("event") == "rss_mb":

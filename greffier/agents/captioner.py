@@ -13,17 +13,27 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from livekit import rtc
 
 from greffier.agents.publisher import TrackPublisher
+from greffier.agents.shared_mic import SharedMicrophone
 from greffier.asr.engine import InferenceEngine
 from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
 from greffier.core.audio import SAMPLE_RATE, pcm16_to_float32
+from greffier.core.config import DiarizationSettings
 from greffier.core.log import get_logger
 from greffier.core.timeline import StreamTimeline
-from greffier.core.types import CaptionUpdate, Speaker, TranscriptEvent, TranscriptEventType
-from greffier.subtitles.protocol import participant_language
+from greffier.core.types import (
+    CaptionUpdate,
+    Speaker,
+    TranscriptEvent,
+    TranscriptEventType,
+    Word,
+    join_words,
+)
+from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE, participant_language
 
 logger = get_logger("agents.captioner")
 
@@ -54,6 +64,7 @@ class TrackCaptioner:
         meeting_start: float,
         publisher: TrackPublisher,
         on_final: FinalSink | None = None,
+        shared_mic: SharedMicrophone | None = None,
     ) -> None:
         self.participant = participant
         self.track = track
@@ -62,6 +73,7 @@ class TrackCaptioner:
         self.meeting_start = meeting_start
         self._publisher = publisher
         self._on_final = on_final
+        self.shared_mic = shared_mic
         self._epoch = secrets.token_hex(3)
         self.timeline = StreamTimeline()
         self.transcriber = StreamingTranscriber(engine, options, stream_id=track.sid)
@@ -84,40 +96,68 @@ class TrackCaptioner:
             samples = pcm16_to_float32(frame.data)
             self.timeline.on_audio(samples.size / SAMPLE_RATE, self.meeting_now())
             self.transcriber.push_audio(samples)
+            if self.shared_mic is not None:
+                self.shared_mic.push(samples)
 
     async def _write(self) -> None:
         async for event in self.transcriber:
             if event.type not in (TranscriptEventType.INTERIM, TranscriptEventType.FINAL):
                 continue
-            update = self._to_update(event)
-            if update.final:
-                logger.debug("final %s: ends %.2f s before now (stream %.2f s received)",
-                             update.segment_id, self.meeting_now() - update.end,
-                             self.timeline.received_s)
-            if update.final and self._on_final is not None and update.text:
-                try:
-                    await self._on_final(update)
-                except Exception:  # noqa: BLE001 - the caption still goes out
-                    logger.exception("storing final %s failed", update.segment_id)
-            if update.final:
-                self.finals += 1
-            self._publisher.enqueue(update)
+            if (self.shared_mic is not None and event.words
+                    and event.type is TranscriptEventType.FINAL):
+                await self.shared_mic.catch_up(event.words[-1].end)
+            for update in self._to_updates(event):
+                if update.final:
+                    logger.debug("final %s: ends %.2f s before now", update.segment_id,
+                                 self.meeting_now() - update.end)
+                if update.final and self._on_final is not None and update.text:
+                    try:
+                        await self._on_final(update)
+                    except Exception:  # noqa: BLE001 - the caption still goes out
+                        logger.exception("storing final %s failed", update.segment_id)
+                if update.final:
+                    self.finals += 1
+                self._publisher.enqueue(update)
 
-    def _to_update(self, event: TranscriptEvent) -> CaptionUpdate:
+    def _to_updates(self, event: TranscriptEvent) -> list[CaptionUpdate]:
+        """The event as captions; a shared microphone's final is split by speaker."""
+        segment_id = f"{self.track_sid}-{self._epoch}-{event.segment_index}"
+        final = event.type is TranscriptEventType.FINAL
+        if self.shared_mic is None or not event.words:
+            return [self._update(event, segment_id, event.words, self.speaker)]
+        labels = self.shared_mic.label_words(event.words)
+        if not final:
+            speaker = Speaker(self.speaker.identity, self.speaker.name, labels[-1])
+            return [self._update(event, segment_id, event.words, speaker)]
+        groups: list[tuple[str, list[Word]]] = []
+        for word, label in zip(event.words, labels, strict=True):
+            if groups and groups[-1][0] == label:
+                groups[-1][1].append(word)
+            else:
+                groups.append((label, [word]))
+        return [
+            self._update(
+                event, segment_id if len(groups) == 1 else f"{segment_id}.{i}", tuple(words),
+                Speaker(self.speaker.identity, self.speaker.name, label),
+            )
+            for i, (label, words) in enumerate(groups)
+        ]
+
+    def _update(
+        self, event: TranscriptEvent, segment_id: str, words: tuple[Word, ...], speaker: Speaker
+    ) -> CaptionUpdate:
         to_meeting = self.timeline.to_meeting
-        words = tuple(
-            w.shifted(to_meeting(w.start) - w.start) for w in event.words
-        )
+        text = join_words(words) if words and len(words) != len(event.words) else event.text
         return CaptionUpdate(
-            segment_id=f"{self.track_sid}-{self._epoch}-{event.segment_index}",
-            speaker=self.speaker,
+            segment_id=segment_id,
+            speaker=speaker,
             track_sid=self.track_sid,
             language=event.language,
-            start=to_meeting(event.start),
-            end=to_meeting(event.end),
-            text=event.text,
+            start=to_meeting(words[0].start if words else event.start),
+            end=to_meeting(words[-1].end if words else event.end),
+            text=text,
             final=event.type is TranscriptEventType.FINAL,
-            words=words,
+            words=tuple(w.shifted(to_meeting(w.start) - w.start) for w in words),
             revision=event.revision,
             meeting_started_at=self.meeting_start,
         )
@@ -141,6 +181,8 @@ class TrackCaptioner:
         await self.transcriber.aclose()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
+        if self.shared_mic is not None:
+            await self.shared_mic.aclose()
 
 
 class RoomCaptioner:
@@ -155,6 +197,8 @@ class RoomCaptioner:
         meeting_start: float,
         on_final: FinalSink | None = None,
         on_humans_changed: Callable[[int], None] | None = None,
+        diarization: DiarizationSettings | None = None,
+        recordings: Path | None = None,
     ) -> None:
         self.room = room
         self.engine = engine
@@ -162,7 +206,11 @@ class RoomCaptioner:
         self.meeting_start = meeting_start
         self._on_final = on_final
         self._on_humans_changed = on_humans_changed
+        self._diarization = diarization
+        self._recordings = recordings
         self.tracks: dict[str, TrackCaptioner] = {}
+        self.shared_tracks: list[TrackCaptioner] = []
+        """Tracks diarized live (shared microphones), kept for the end-of-meeting pass."""
         self._publishers: dict[str, TrackPublisher] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -200,11 +248,36 @@ class RoomCaptioner:
             return
         publisher = self._publishers.get(track.sid) or TrackPublisher(self.room)
         self._publishers[track.sid] = publisher
-        self.tracks[track.sid] = TrackCaptioner(
+        shared = self._shared_microphone(participant, track.sid)
+        captioner = TrackCaptioner(
             participant=participant, track=track, engine=self.engine, options=self.options,
             meeting_start=self.meeting_start, publisher=publisher, on_final=self._on_final,
+            shared_mic=shared,
         )
+        self.tracks[track.sid] = captioner
+        if shared is not None:
+            self.shared_tracks.append(captioner)
         logger.info("captioning track %s (%d tracks in the room)", track.sid, len(self.tracks))
+
+    def _shared_microphone(
+        self, participant: rtc.RemoteParticipant, track_sid: str
+    ) -> SharedMicrophone | None:
+        settings = self._diarization
+        asked = participant.attributes.get(PARTICIPANT_SHARED_MIC_ATTRIBUTE, "") == "true"
+        if settings is None or self._recordings is None or not (settings.enabled or asked):
+            return None
+        shared = SharedMicrophone(settings, self._recordings / f"{track_sid}.pcm")
+        task = asyncio.create_task(shared.start())
+
+        def started(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("diarization of track %s is off: %s", track_sid,
+                             t.exception())
+
+        task.add_done_callback(started)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return shared
 
     def _close_track(self, track_sid: str) -> None:
         captioner = self.tracks.pop(track_sid, None)

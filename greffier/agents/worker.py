@@ -12,10 +12,11 @@ import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from typing import Any
 
+from greffier.agents.meeting import MeetingRecorder
+from greffier.agents.session import MeetingSession
 from greffier.asr.engine import InferenceEngine
 from greffier.asr.streaming import StreamingOptions
 from greffier.asr.whisper import WhisperDecoder
@@ -67,7 +68,7 @@ def build_server(settings: Settings) -> Any:
         WorkerPermissions,
     )
 
-    from greffier.agents.captioner import RoomCaptioner
+    from greffier.agents.captioner import RoomCaptioner  # imports livekit
 
     lk = settings.livekit
     agent_name = settings.agent.name
@@ -130,10 +131,20 @@ def build_server(settings: Settings) -> Any:
             return
         engine = shared_engine(settings)
         options = StreamingOptions.from_settings(settings.asr, settings.vad)
-        captioner = RoomCaptioner(ctx.room, engine, options, meeting_start=time.time())
+        recorder = await MeetingRecorder.open(settings, room_name)
+        session = MeetingSession(ctx, recorder, settings)
+        captioner = RoomCaptioner(
+            ctx.room, engine, options, meeting_start=recorder.meeting.started_at,
+            on_final=recorder.on_final, on_humans_changed=session.humans_changed,
+            diarization=settings.diarization,
+            recordings=settings.data_dir / "recordings" / recorder.meeting.id,
+        )
+        session.captioner = captioner
         captioner.start()
-        ctx.add_shutdown_callback(captioner.aclose)
-        logger.info("job %s captions its room", ctx.job.id)
+        ctx.room.on("data_received", session.on_data)
+        ctx.add_shutdown_callback(session.aclose)
+        session.humans_changed(captioner.humans())
+        logger.info("job %s captions its room (meeting %s)", ctx.job.id, recorder.meeting.id)
 
     server.rtc_session(entrypoint, agent_name=agent_name, on_request=on_request)
 

@@ -117,6 +117,17 @@ class DiarizationSettings(BaseModel):
     step_s: float = Field(default=4.0, ge=0.5)
 
 
+class ServiceSettings(BaseModel):
+    """The HTTP service."""
+
+    public_livekit_url: str = ""
+    """LiveKit URL as browsers reach it (the caption page); empty means ``livekit.url``."""
+    max_upload_mb: int = Field(default=500, ge=1)
+    max_queued_jobs: int = Field(default=4, ge=1)
+    web_assets_dir: Path = Field(default_factory=lambda: default_cache_dir() / "web")
+    """Where ``scripts/fetch-web-deps`` puts the livekit-client browser bundle."""
+
+
 class StoreSettings(BaseModel):
     """Where final segments are kept."""
 
@@ -137,6 +148,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     diarization: DiarizationSettings = DiarizationSettings()
     store: StoreSettings = StoreSettings()
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     cache_dir: Path = Field(default_factory=default_cache_dir)
     """Cache for assembled models and the LiveKit server binary."""
     data_dir: Path = Field(default_factory=lambda: REPO_ROOT / "var")

@@ -335,6 +335,17 @@ class OnlineDiarizer:
             return []
         return self._process(final=False)
 
+    def diarized_until(self) -> float:
+        """Seconds of audio the last window reached."""
+        return self._done_s
+
+    def poll_now(self, min_new_s: float = 0.5) -> list[SpeakerTurn]:
+        """Like :meth:`poll`, but runs as soon as ``min_new_s`` of new audio arrived (used
+        when a caption needs the speakers of what was just said)."""
+        if self._total - self._done < int(min_new_s * SAMPLE_RATE):
+            return []
+        return self._process(final=False)
+
     def flush(self) -> list[SpeakerTurn]:
         """End of the stream: diarize what was not yet seen and commit everything."""
         if self._total > self._done:

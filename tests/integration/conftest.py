@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,10 +29,21 @@ def agent_name() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker(livekit: LiveKitSettings, agent_name: str, tmp_path_factory) -> Iterator[WorkerProcess]:
-    """``greffier worker`` with the default model, registered under a test agent name."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = WorkerProcess({"GREFFIER_AGENT__NAME": agent_name}, log_path=log)
+def worker_data(tmp_path_factory) -> Path:
+    """The data directory (transcript store, minutes) of the session's worker."""
+    return tmp_path_factory.mktemp("worker-data")
+
+
+def worker_env(agent_name: str, data_dir: Path) -> dict[str, str]:
+    return {"GREFFIER_AGENT__NAME": agent_name, "GREFFIER_DATA_DIR": str(data_dir),
+            "GREFFIER_AGENT__LINGER_S": "3"}
+
+
+@pytest.fixture(scope="session")
+def worker(livekit: LiveKitSettings, agent_name: str, worker_data: Path) -> Iterator[WorkerProcess]:
+    """``greffier worker`` with the default model, registered under a test agent name;
+    meetings end 3 s after the last participant left."""
+    proc = WorkerProcess(worker_env(agent_name, worker_data), log_path=worker_data / "worker.log")
     proc.start()
     yield proc
     code = proc.stop()
