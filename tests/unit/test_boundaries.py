@@ -23,7 +23,9 @@ ALLOWED = {
     "store": {"core", "models", "subtitles", "store"},
     "rtc": {"core", "models", "subtitles", "rtc"},
     "agents": {"core", "models", "asr", "diarization", "subtitles", "store", "rtc", "agents"},
-    "service": {"core", "models", "asr", "diarization", "subtitles", "store", "rtc", "service"},
+    "service": {
+        "core", "models", "asr", "diarization", "subtitles", "store", "rtc", "service", "batch",
+    },
 }
 
 

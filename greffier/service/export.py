@@ -1,0 +1,62 @@
+"""Minutes as downloads: the text of each format, its media type and a file name."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from urllib.parse import quote
+
+from greffier.subtitles.cues import CueRules, segment_cues
+from greffier.subtitles.formats import FORMATS, to_json, to_markdown, to_rttm, to_srt, to_webvtt
+from greffier.subtitles.minutes import Minutes
+
+MEDIA_TYPES = {
+    "md": "text/markdown; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "json": "application/json",
+    "rttm": "text/plain; charset=utf-8",
+}
+assert set(MEDIA_TYPES) == set(FORMATS)
+
+
+def render(minutes: Minutes, fmt: str, rules: CueRules, file_id: str) -> str:
+    """The minutes in format ``fmt`` (one of ``FORMATS``), as ``write_all`` writes them."""
+    if fmt == "md":
+        return to_markdown(minutes)
+    if fmt == "srt":
+        return to_srt(segment_cues(minutes.segments, rules, reserve_speaker_prefix=True))
+    if fmt == "vtt":
+        return to_webvtt(segment_cues(minutes.segments, rules))
+    if fmt == "json":
+        return to_json(minutes)
+    if fmt == "rttm":
+        return to_rttm(minutes.turns or minutes.segments, file_id)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def local_time(unix: float) -> datetime:
+    """A timezone-aware datetime of ``unix`` in the server's zone (``TZ`` sets it)."""
+    return datetime.fromtimestamp(unix).astimezone()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str, fallback: str = "minutes") -> str:
+    """ASCII letters, digits, ``.``, ``_`` and ``-`` only (accents dropped, runs of others
+    become ``-``)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _UNSAFE.sub("-", ascii_text).strip("-.") or fallback
+
+
+def download_stem(room: str, started_at: datetime) -> str:
+    """``<room>-<YYYYMMDD-HHMM>``."""
+    return f"{safe_name(room, 'meeting')}-{started_at.strftime('%Y%m%d-%H%M')}"
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header with an ASCII name and the RFC 5987 UTF-8 form."""
+    ascii_name = safe_name(filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

@@ -1,0 +1,122 @@
+"""Meetings of the transcript store and their minutes, assembled on request."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+
+from greffier.batch import cue_rules
+from greffier.core.errors import ConfigurationError
+from greffier.core.types import TranscriptSegment
+from greffier.service.export import (
+    MEDIA_TYPES,
+    content_disposition,
+    download_stem,
+    local_time,
+    render,
+)
+from greffier.service.schemas import (
+    MeetingDetail,
+    MeetingList,
+    MeetingSummary,
+    SegmentOut,
+    SpeakerOut,
+)
+from greffier.service.state import ServiceState, get_state, get_store
+from greffier.store.sql import MeetingRecord, TranscriptStore
+from greffier.subtitles.cues import CueRules
+from greffier.subtitles.formats import FORMATS
+from greffier.subtitles.minutes import Minutes, assemble_minutes
+
+router = APIRouter(prefix="/api/meetings", tags=["meetings"])
+
+Store = Annotated[TranscriptStore, Depends(get_store)]
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def rules_of(profile: str) -> CueRules:
+    """Cue rules by profile name; 422 for an unknown one."""
+    try:
+        return cue_rules(profile)
+    except ConfigurationError as e:
+        raise HTTPException(422, detail=str(e)) from e
+
+
+def _summary(m: MeetingRecord, state: ServiceState) -> MeetingSummary:
+    return MeetingSummary(
+        id=m.id, room=m.room, title=m.title or m.room,
+        started_at=local_time(m.started_at),
+        ended_at=local_time(m.ended_at) if m.ended_at is not None else None,
+        live=m.live,
+    )
+
+
+def _segment(s: TranscriptSegment) -> SegmentOut:
+    return SegmentOut(
+        id=s.segment_id,
+        speaker=SpeakerOut(identity=s.speaker.identity, name=s.speaker.name,
+                           label=s.speaker.label, display=s.speaker.display),
+        start=s.start, end=s.end, language=s.language, text=s.text, track_sid=s.track_sid,
+    )
+
+
+def _load(store: TranscriptStore, meeting_id: str, state: ServiceState) -> tuple[
+    MeetingRecord, Minutes
+]:
+    meeting = store.meeting(meeting_id)
+    if meeting is None:
+        raise HTTPException(404, detail=f"no meeting {meeting_id!r}")
+    minutes = assemble_minutes(
+        store.segments_of(meeting_id),
+        title=meeting.title or meeting.room,
+        started_at=local_time(meeting.started_at),
+    )
+    return meeting, minutes
+
+
+@router.get("", response_model=MeetingList)
+def list_meetings(
+    store: Store,
+    state: State,
+    room: Annotated[str | None, Query(max_length=256, description="only this room")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MeetingList:
+    """Meetings, most recent first."""
+    return MeetingList(meetings=[_summary(m, state) for m in store.list_meetings(room, limit)])
+
+
+@router.get("/{meeting_id}", response_model=MeetingDetail, responses={404: {}})
+def meeting_detail(meeting_id: str, store: Store, state: State) -> MeetingDetail:
+    """A meeting's metadata and final segments."""
+    meeting, minutes = _load(store, meeting_id, state)
+    return MeetingDetail(
+        **_summary(meeting, state).model_dump(),
+        duration_s=minutes.duration_s,
+        participants=list(minutes.participants),
+        segments=[_segment(s) for s in minutes.segments],
+        minutes={fmt: f"/api/meetings/{meeting.id}/minutes.{fmt}" for fmt in FORMATS},
+    )
+
+
+@router.get("/{meeting_id}/minutes.{fmt}", responses={404: {}, 200: {
+    "content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}}})
+def meeting_minutes(
+    meeting_id: str,
+    fmt: str,
+    store: Store,
+    state: State,
+    profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
+) -> Response:
+    """The minutes as md, srt, vtt, json or rttm, named ``<room>-<YYYYMMDD-HHMM>.<fmt>``."""
+    if fmt not in FORMATS:
+        raise HTTPException(404, detail=f"no format {fmt!r}; known: {', '.join(FORMATS)}")
+    rules = rules_of(profile)
+    meeting, minutes = _load(store, meeting_id, state)
+    stem = download_stem(meeting.room, minutes.started_at)
+    return Response(
+        render(minutes, fmt, rules, stem),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": content_disposition(f"{stem}.{fmt}")},
+    )
