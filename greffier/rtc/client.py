@@ -43,13 +43,14 @@ def make_token(
     name: str = "",
     attributes: dict[str, str] | None = None,
     can_publish: bool = True,
+    can_publish_data: bool = True,
     hidden: bool = False,
     ttl_s: int = 3600,
 ) -> str:
     """A participant access token for ``room``."""
     grants = api.VideoGrants(
         room_join=True, room=room, can_publish=can_publish, can_subscribe=True,
-        can_publish_data=True, hidden=hidden,
+        can_publish_data=can_publish_data, hidden=hidden,
     )
     token = (
         api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())

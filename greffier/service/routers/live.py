@@ -58,7 +58,7 @@ def viewer_token(
     identity = f"viewer-{uuid.uuid4().hex[:12]}"
     token = make_token(
         state.settings.livekit, identity=identity, room=room, name=VIEWER_NAME,
-        can_publish=False, hidden=True, ttl_s=VIEWER_TOKEN_TTL_S,
+        can_publish=False, can_publish_data=False, hidden=True, ttl_s=VIEWER_TOKEN_TTL_S,
     )
     url = state.service.public_livekit_url or state.settings.livekit.url
     return ViewerToken(token=token, url=url, room=room, identity=identity)
