@@ -56,6 +56,9 @@ class DecodeOptions:
     """Previous text, given to Whisper as context."""
     beam_size: int = 1
     word_timestamps: bool = True
+    segment_timestamps: bool = False
+    """Let Whisper write its timestamp tokens (long-form mode: steadier on long chunks holding
+    several sentences); they are dropped from the text, words are timed by alignment."""
     encoder_pad_s: float = 3.0
 
 
@@ -229,7 +232,9 @@ class WhisperDecoder:
             if opts.prompt.strip():
                 prev = tok.encode(" " + opts.prompt.strip())
                 prompt = [tok.sot_prev, *prev[-(223 - 4):]]
-            prompt += [*tok.sot_sequence, tok.no_timestamps]
+            prompt += list(tok.sot_sequence)
+            if not opts.segment_timestamps:
+                prompt.append(tok.no_timestamps)
             prompts.append(prompt)
             # French runs to ~8 tokens a second; the bound stops runaway repetition loops.
             max_new.append(int(16 + 10 * audio.size / SAMPLE_RATE))
@@ -247,7 +252,7 @@ class WhisperDecoder:
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppressed(tokenizer0),
-            max_initial_timestamp_index=0,
+            max_initial_timestamp_index=50 if requests[0][1].segment_timestamps else 0,
         )
         token_lists: list[list[int]] = []
         for res, m in zip(results, max_new, strict=True):
