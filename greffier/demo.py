@@ -23,7 +23,7 @@ from pathlib import Path
 from greffier.core.audio import SAMPLE_RATE, read_audio
 from greffier.core.config import Settings
 from greffier.core.errors import AudioFormatError, GreffierError
-from greffier.core.text import word_error_rate
+from greffier.core.text import read_reference, word_error_rate
 from greffier.rtc import server as lk_server
 from greffier.rtc.worker_process import WorkerProcess
 
@@ -43,8 +43,10 @@ def default_recording() -> Path:
 
 
 def find_reference(audio: Path) -> Path | None:
-    """A reference transcript next to the audio: ``x.txt`` beside it or in ``../ref/``."""
-    for candidate in (audio.with_suffix(".txt"), audio.parent.parent / "ref" / f"{audio.stem}.txt"):
+    """A reference transcript next to the audio: ``x.txt`` or ``x.stm`` beside it, or
+    ``../ref/x.txt``."""
+    for candidate in (audio.with_suffix(".txt"), audio.with_suffix(".stm"),
+                      audio.parent.parent / "ref" / f"{audio.stem}.txt"):
         if candidate.is_file():
             return candidate
     return None
@@ -195,7 +197,7 @@ def _summary(collector: object, ref_path: Path | None) -> None:
     print(f"  speakers: {', '.join(speakers) if speakers else '-'}")
     if ref_path is not None:
         hyp = " ".join(c.text for c in finals)
-        result = word_error_rate([ref_path.read_text()], [hyp])
+        result = word_error_rate([read_reference(ref_path)], [hyp])
         print(f"  WER of the finals: {100 * result.wer:.1f} % ({result.errors} errors / "
               f"{result.reference_words} reference words, {ref_path.name})")
     else:

@@ -56,6 +56,8 @@ class GuardOptions:
     """Below this a hypothesis is rejected whatever ``no_speech`` says."""
     max_repeats: int = 3
     """An n-gram repeated back to back more than this is cut to one occurrence."""
+    min_repeated_phrase: int = 5
+    """A phrase of this many words or more said twice in a row keeps one occurrence."""
     weak_no_speech: float = 0.2
     weak_logprob: float = -0.7
     """A short phrase of :data:`WEAK_SILENCE_PHRASES` is dropped when ``no_speech`` is above
@@ -121,6 +123,19 @@ class HallucinationGuard:
                     del words[i + n : j]
                     del keys[i + n : j]
                 i += 1
+        # A whole phrase said twice back to back (Whisper "continues" into its padding by
+        # repeating itself); people do not repeat 5 words or more verbatim.
+        n = len(keys) // 2
+        while n >= self.options.min_repeated_phrase:
+            i = 0
+            while i + 2 * n <= len(keys):
+                if keys[i : i + n] == keys[i + n : i + 2 * n] and all(keys[i : i + n]):
+                    del words[i + n : i + 2 * n]
+                    del keys[i + n : i + 2 * n]
+                    n = min(n, len(keys) // 2)
+                    continue
+                i += 1
+            n -= 1
         return words
 
     @staticmethod

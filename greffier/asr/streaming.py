@@ -65,6 +65,9 @@ class StreamingOptions:
     interim_tail_only: bool = False
     """Interims decode only the audio after the confirmed words (cheaper, measured less
     accurate: an early mistake, once confirmed, is never decoded again)."""
+    cut_decode: bool = True
+    """A long segment cut at a confirmed sentence end gets its final from one more decode (as
+    at an endpoint) rather than from the confirmed words."""
     final_tail_only: bool = False
     """Finals keep the confirmed words and decode only what follows them (cheaper under load)."""
     vad_threshold: float = 0.5
@@ -292,7 +295,7 @@ class StreamingTranscriber:
                 elif ep.event is EndpointEvent.PAUSE_STARTED:
                     self._speculate(min(ep.window * WINDOW + self._pad, self._samples_in))
                 elif ep.event is EndpointEvent.SPEECH_RESUMED:
-                    self._reuse_speculation()
+                    self._speculation = None  # its result still shows as an interim
                 elif ep.event is EndpointEvent.SPEECH_ENDED:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
                     await self._end_segment(end, reason="endpoint")
@@ -390,6 +393,19 @@ class StreamingTranscriber:
             return
         task = asyncio.create_task(self._final_decode(self._seg_start, end))
         self._speculation = _Speculation(end, task)
+        seg_index, start, revision = self._seg_index, self._seg_start, self._revision
+
+        def show(task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]) -> None:
+            # The newest hypothesis while the pause is not yet an endpoint: shown as an interim
+            # (unless a newer interim came first), and reused for the final if speech does not
+            # resume.
+            if task.cancelled() or task.exception() is not None:
+                return
+            if (seg_index, start, revision) == (self._seg_index, self._seg_start, self._revision):
+                hyp, verdict = task.result()
+                self._show_interim(hyp, verdict, (end - start) / SAMPLE_RATE)
+
+        task.add_done_callback(show)
 
     async def _while_speaking(self) -> None:
         assert self._seg_start is not None
@@ -464,24 +480,6 @@ class StreamingTranscriber:
         joined = replace(hyp, words=words, text=join_words(words))
         return joined, GuardVerdict(words, joined.text)
 
-    def _reuse_speculation(self) -> None:
-        """Speech went on after a pause: the speculative decode still makes an interim."""
-        spec = self._speculation
-        self._speculation = None
-        if spec is None or self._seg_start is None:
-            return
-        seg_index, start, revision = self._seg_index, self._seg_start, self._revision
-
-        def done(task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return
-            # Only while nothing newer has been shown: an older hypothesis would step back.
-            if (seg_index, start, revision) == (self._seg_index, self._seg_start, self._revision):
-                hyp, verdict = task.result()
-                self._show_interim(hyp, verdict, (spec.end - start) / SAMPLE_RATE)
-
-        spec.task.add_done_callback(done)
-
     def _observe_language(self, hyp: Hypothesis, speech_s: float) -> None:
         if self.language.language is None and hyp.language:
             self.language.observe(hyp.language, hyp.language_probability, speech_s)
@@ -516,6 +514,8 @@ class StreamingTranscriber:
         # whole stretch, as at an endpoint (an early misrecognition may have been confirmed).
         text = join_words(words)
         try:
+            if not self.options.cut_decode:
+                raise Superseded("cut from the confirmed words")
             hyp, verdict = await self._decode(
                 RequestKind.FINAL, self._seg_start, cut_sample + self._pad,
                 self.options.final_beam_size, seam=self._last_final_words,

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _NON_WORD = re.compile(r"[^\w\s']+", re.UNICODE)
@@ -59,3 +60,22 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> Wer
         errors += edit_distance(r, h)
         words += len(r)
     return WerResult(errors, words)
+
+
+def read_reference(path: Path) -> str:
+    """A reference transcript: plain text, or the words of an STM file in time order."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() != ".stm":
+        return text.strip()
+    rows: list[tuple[float, str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(";;"):
+            continue
+        fields = line.split(maxsplit=5)
+        if len(fields) < 5:
+            continue
+        words = fields[5] if len(fields) > 5 else ""
+        if words.startswith("<"):  # optional label field
+            words = words.split(">", 1)[1] if ">" in words else ""
+        rows.append((float(fields[3]), words.strip()))
+    return " ".join(w for _, w in sorted(rows) if w)

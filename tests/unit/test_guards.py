@@ -72,3 +72,13 @@ def test_recorded_loop_on_half_a_second_of_breath_is_rejected() -> None:
 def test_bracketed_sound_tags_are_not_captions() -> None:
     assert guard.check(hyp("[Music]")).rejected
     assert guard.check(hyp("(applause)")).rejected
+
+
+def test_a_sentence_repeated_into_the_padding_is_said_once() -> None:
+    sentence = "It is of the first importance that the letter used should be fine in form."
+    verdict = guard.check(hyp(f"{sentence} {sentence}", compression_ratio=1.6))
+    assert verdict.text == sentence
+    # a short phrase said twice on purpose stays
+    assert guard.check(hyp("no no I said no no", compression_ratio=1.2)).text == (
+        "no no I said no no"
+    )

@@ -24,3 +24,14 @@ def test_corpus_wer_weights_by_reference_length() -> None:
     assert result.wer == pytest.approx(0.2)
     with pytest.raises(ValueError):
         word_error_rate(["a"], [])
+
+
+def test_stm_references_are_read_in_time_order(tmp_path) -> None:
+    from greffier.core.text import read_reference
+
+    stm = tmp_path / "x.stm"
+    stm.write_text(";; comment\nx 1 B 2.0 3.0 <o,f0,male> world\nx 1 A 0.5 1.5 Hello,\n")
+    assert read_reference(stm) == "Hello, world"
+    txt = tmp_path / "y.txt"
+    txt.write_text(" plain text \n")
+    assert read_reference(txt) == "plain text"
