@@ -74,10 +74,16 @@ def parse_formats(formats: Sequence[str]) -> list[str]:
 
 
 def load_decoder(settings: Settings) -> WhisperDecoder:
-    """The Whisper model of ``settings.asr`` (blocking, seconds)."""
+    """The Whisper model of ``settings.asr`` (blocking, seconds). Recordings are not live: with
+    ``cpu_threads`` unset, every core decodes."""
+    import os
+
     from greffier.asr.whisper import WhisperDecoder
 
-    return WhisperDecoder.load(settings.asr, settings.cache_dir)
+    asr = settings.asr
+    if asr.cpu_threads == 0:
+        asr = asr.model_copy(update={"cpu_threads": os.cpu_count() or 1})
+    return WhisperDecoder.load(asr, settings.cache_dir)
 
 
 def load_diarizer(settings: Settings) -> PyannoteDiarizer:

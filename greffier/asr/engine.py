@@ -173,6 +173,11 @@ class InferenceEngine:
                 raise EngineClosedError("the inference engine is closed")
             if kind is RequestKind.FINAL:
                 self._finals.append(req)
+                # The stream's waiting interim would only arrive after this final: drop it.
+                stale = self._interims.pop(stream_id, None)
+                if stale is not None:
+                    self._counts["superseded"] += 1
+                    _fail(stale.future, Superseded("a final of the stream came first"))
             else:
                 old = self._interims.pop(stream_id, None)
                 if old is not None:

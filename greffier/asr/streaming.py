@@ -53,19 +53,21 @@ class StreamingOptions:
 
     language: str | None = None
     """Forced language, or None to detect."""
-    interim_interval_s: float = 0.5
+    interim_interval_s: float = 0.8
+    first_interim_s: float = 0.5
+    """Speech heard before a segment's first interim decode."""
     max_segment_s: float = 16.0
-    trim_after_s: float = 10.0
+    trim_after_s: float = 4.0
     agreement: int = 2
     beam_size: int = 1
-    final_beam_size: int = 5
+    final_beam_size: int = 1
     encoder_pad_s: float = 3.0
     use_prompt: bool = False
     speculative_final: bool = True
     interim_tail_only: bool = False
     """Interims decode only the audio after the confirmed words (cheaper, measured less
     accurate: an early mistake, once confirmed, is never decoded again)."""
-    cut_decode: bool = True
+    cut_decode: bool = False
     """A long segment cut at a confirmed sentence end gets its final from one more decode (as
     at an endpoint) rather than from the confirmed words."""
     final_tail_only: bool = False
@@ -96,6 +98,7 @@ class StreamingOptions:
             trim_after_s=min(asr.trim_after_s, asr.max_segment_s),
             context_s=asr.context_s,
             use_prompt=asr.use_prompt,
+            cut_decode=asr.cut_decode,
             agreement=asr.agreement,
             beam_size=asr.beam_size,
             final_beam_size=asr.final_beam_size,
@@ -375,8 +378,10 @@ class StreamingTranscriber:
 
     def _start_segment(self, speech_start: int) -> None:
         self._seg_start = max(self._floor, self._buf_start, speech_start - self._lead)
-        # The first interim waits for interim_interval_s of speech: less is rarely a word.
-        self._last_interim_request = max(self._seg_start, speech_start)
+        # The first interim waits for first_interim_s of speech: less is rarely a word.
+        first = int((self.options.interim_interval_s - self.options.first_interim_s)
+                    * SAMPLE_RATE)
+        self._last_interim_request = max(self._seg_start, speech_start - max(0, first))
         self._revision = 0
         self._interims_emitted = 0
         self._last_emitted_text = ""

@@ -110,7 +110,7 @@ class WhisperDecoder:
             library="ctranslate2",
             cuda_available=lambda: ctranslate2.get_cuda_device_count() > 0,
         )
-        threads = settings.cpu_threads or (os.cpu_count() or 1)
+        threads = settings.cpu_threads or max(1, (os.cpu_count() or 1) - 1)
         try:
             model = fw.WhisperModel(
                 resolved.location,

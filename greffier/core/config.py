@@ -36,19 +36,25 @@ class AsrSettings(BaseModel):
     compute_type: str = "auto"
     """CTranslate2 precision; ``auto`` is float16 on CUDA and int8 on CPU."""
     cpu_threads: int = Field(default=0, ge=0)
-    """Threads per inference on CPU; 0 uses every core."""
+    """Threads per inference on CPU; 0 uses every core but one (left to the event loop, VAD
+    and LiveKit: measured 0.1 s lower caption latency on 2 cores)."""
     language: str = "auto"
     """``auto`` detects per stream, otherwise a Whisper language code (``fr``, ``en``...)."""
     beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for interim decodes."""
-    final_beam_size: int = Field(default=5, ge=1, le=10)
-    """Beam width for the decode that produces a final (1 under overload, see the engine)."""
-    interim_interval_s: float = Field(default=0.5, gt=0.05, le=5.0)
+    final_beam_size: int = Field(default=1, ge=1, le=10)
+    """Beam width for the decode that produces a final (5 is a little more accurate and
+    slower; under overload the engine falls back to 1)."""
+    interim_interval_s: float = Field(default=0.8, gt=0.05, le=5.0)
     """Audio that must accumulate between two interim decodes of a stream."""
     max_segment_s: float = Field(default=16.0, ge=3.0, le=26.0)
     """A segment is finalised at a confirmed word once it is this long, even without a pause."""
-    trim_after_s: float = Field(default=10.0, ge=2.0, le=26.0)
-    """From this length on, a segment is finalised at the next confirmed sentence end."""
+    trim_after_s: float = Field(default=4.0, ge=2.0, le=26.0)
+    """From this length on, a segment is finalised at the next confirmed sentence end (short:
+    captions end with their sentence; long: more context for accuracy)."""
+    cut_decode: bool = False
+    """Finalise a cut sentence from one more decode instead of its confirmed words (more
+    accurate, later)."""
     context_s: float = Field(default=2.0, ge=0.0, le=4.0)
     """Audio before a segment given to Whisper as acoustic context (its words are dropped)."""
     use_prompt: bool = False
@@ -67,7 +73,9 @@ class VadSettings(BaseModel):
 
     threshold: float = Field(default=0.5, gt=0, lt=1)
     min_speech_ms: int = Field(default=250, ge=0)
-    min_silence_ms: int = Field(default=500, ge=32)
+    min_silence_ms: int = Field(default=450, ge=32)
+    """A pause this long ends an utterance (its final follows): the main part of a final's
+    latency, and shorter pauses cut sentences (measured: 400 ms, +0.4 WER point)."""
     speech_pad_ms: int = Field(default=200, ge=0)
 
 
