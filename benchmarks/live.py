@@ -120,12 +120,15 @@ async def run(settings: Settings, clips: list[Clip]) -> dict[str, Any]:
 
     data = [c for c in collector.via("data") if c.message is not None]
     per_caption: list[float] = []
+    unassigned = 0  # captions more than 1 s away from every clip's speech: a timeline error
     for c in data:
         m = c.message
         mid = m.meeting_started_at + (m.start + m.end) / 2
-        owner = next((r for r in runs if r.speech_start_wall - 1.0 <= mid
-                      <= r.speech_end_wall + 1.0), None)
-        if owner is None:
+        # the clip whose speech is nearest the caption's middle (meeting time)
+        owner = min(runs, key=lambda r: max(r.speech_start_wall - mid, mid - r.speech_end_wall,
+                                            0.0), default=None)
+        if owner is None or max(owner.speech_start_wall - mid, mid - owner.speech_end_wall) > 1.0:
+            unassigned += 1
             continue
         if owner.first_caption_at is None and c.text:
             owner.first_caption_at = c.received_at
@@ -161,6 +164,7 @@ async def run(settings: Settings, clips: list[Clip]) -> dict[str, Any]:
         "wer_finals_by_language": by_lang,
         "clips_without_final": [r.clip.id for r in runs if not r.finals],
         "finals": sum(len(r.finals) for r in runs),
+        "captions_off_the_timeline": unassigned,
         "interims": sum(1 for c in data if not c.final),
         "worker_cpu_percent": round(100 * cpu_s / wall, 1),
         "worker_rss_mb": round(rss_mb, 1),
@@ -202,6 +206,7 @@ the other); measured on
 | measure | value |
 |---|---|
 | WER of the finals | {100 * res['wer_finals']:.1f} % ({langs}) |
+| captions more than 1 s off their clip's speech (meeting time) | {res['captions_off_the_timeline']} |
 | finals / interim updates received | {res['finals']} / {res['interims']} |
 | worker CPU (of one core) | {res['worker_cpu_percent']} % |
 | worker memory (RSS) | {res['worker_rss_mb']} MB |

@@ -4,6 +4,8 @@ Same audio (the visible clips with transcripts), same local model directory (``b
 CPU), every system fed at real-time pace and scored by ``benchmarks/snapshots.py``:
 
 * ``greffier``: the exact streaming code (``asr.replay``, real-time clock, default settings);
+* ``greffier, accuracy profile``: the same with the settings of ``ACCURACY_PROFILE`` (longer
+  segments, beam 5 finals, a last decode at sentence cuts): closer to offline, later finals;
 * ``faster-whisper offline``: ``WhisperModel.transcribe`` on the whole clip (beam 5, VAD), the
   accuracy reference (no latency: it needs the whole recording);
 * ``whisperlivekit`` and ``whisperlive``: driven by ``benchmarks/peers/run_peer.py`` inside their
@@ -54,6 +56,10 @@ PEERS_DIR = Path(__file__).resolve().parent / "peers"
 PEER_VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "greffier" / "peers"
 PEER_SYSTEMS = ("whisperlivekit", "whisperlive")
 CAPACITY_TARGET_S = 2.0
+ACCURACY_PROFILE = {"trim_after_s": 10.0, "final_beam_size": 5, "cut_decode": True}
+"""Settings that trade latency for the offline WER (GREFFIER_ASR__TRIM_AFTER_S=10,
+GREFFIER_ASR__FINAL_BEAM_SIZE=5, GREFFIER_ASR__CUT_DECODE=true)."""
+ACCURACY_NOTE = "trim_after_s 10, final beam 5, cut_decode"
 
 
 def summarize(name: str, clips: list[Clip], snaps: dict[str, list[Snapshot]],
@@ -290,6 +296,7 @@ def main() -> int:
     parser.add_argument("--languages", default="en,fr")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--skip-accuracy-profile", action="store_true")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--capacity-only", action="store_true",
                         help="only the capacity run (e.g. on a GPU machine)")
@@ -309,6 +316,13 @@ def main() -> int:
     if not args.capacity_only:
         snaps = asyncio.run(run_greffier(engine, clips, settings))
         systems["greffier"] = summarize("greffier", clips, snaps, bounds)
+        if not args.skip_accuracy_profile:
+            accurate = settings.model_copy(update={"asr": settings.asr.model_copy(
+                update=ACCURACY_PROFILE)})
+            snaps = asyncio.run(run_greffier(engine, clips, accurate))
+            systems["greffier, accuracy profile"] = summarize(
+                "greffier, accuracy profile", clips, snaps, bounds)
+            systems["greffier, accuracy profile"]["note"] = ACCURACY_NOTE
         systems["faster-whisper offline"] = run_offline(decoder, clips)
         if not args.skip_peers:
             for peer in PEER_SYSTEMS:

@@ -209,7 +209,7 @@ def transcribe_audio(
     rejected = 0
     too_short = audio.size < SAMPLE_RATE // 10  # nothing Whisper could hear
     for hyp in () if too_short else transcribe_recording(
-        decoder, audio, language=lang, beam_size=settings.asr.final_beam_size,
+        decoder, audio, language=lang, beam_size=settings.asr.recording_beam_size,
         options=ChunkingOptions(batch_size=batch_size), progress=progress,
     ):
         verdict = guard.check(hyp)

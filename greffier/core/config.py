@@ -45,6 +45,8 @@ class AsrSettings(BaseModel):
     final_beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for the decode that produces a final (5 is a little more accurate and
     slower; under overload the engine falls back to 1)."""
+    recording_beam_size: int = Field(default=5, ge=1, le=10)
+    """Beam width for recordings (``greffier transcribe``, transcription jobs): not live."""
     interim_interval_s: float = Field(default=0.8, gt=0.05, le=5.0)
     """Audio that must accumulate between two interim decodes of a stream."""
     max_segment_s: float = Field(default=16.0, ge=3.0, le=26.0)

@@ -27,6 +27,25 @@ def test_timeline_follows_continuous_audio_and_reanchors_after_a_gap() -> None:
     assert tl.received_s == pytest.approx(3.0)
 
 
+def test_timeline_stall_then_burst_does_not_drift() -> None:
+    tl = StreamTimeline(tolerance_s=0.5)
+    for k in range(1, 51):  # 1 s of audio on time, from meeting time 10 s
+        tl.on_audio(0.02, 10.0 + 0.02 * k)
+    # the process stalls 2 s: the next second of audio arrives late, in a burst...
+    for k in range(1, 51):
+        tl.on_audio(0.02, 13.0 + 0.0001 * k)
+    # ...and the following audio is on time again
+    for k in range(1, 51):
+        tl.on_audio(0.02, 12.0 + 0.02 * k)
+    assert tl.to_meeting(2.5) == pytest.approx(12.5, abs=0.05)
+    assert tl.to_meeting(1.5) == pytest.approx(11.5, abs=0.05)
+    # a mute after that is still a gap
+    for k in range(1, 51):
+        tl.on_audio(0.02, 30.0 + 0.02 * k)
+    assert tl.to_meeting(3.5) == pytest.approx(30.5, abs=0.05)
+    assert tl.to_meeting(2.5) == pytest.approx(12.5, abs=0.05)
+
+
 def test_timeline_ignores_small_jitter() -> None:
     tl = StreamTimeline(tolerance_s=0.5)
     tl.on_audio(0.02, 5.02)
