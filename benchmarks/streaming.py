@@ -44,7 +44,7 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.snapshots import Snapshot, score, snapshots_from_replay
-from greffier.asr.engine import InferenceEngine
+from greffier.asr.engine import InferenceEngine, engine_for
 from greffier.asr.replay import replay
 from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
 from greffier.asr.whisper import WhisperDecoder
@@ -309,8 +309,8 @@ def main() -> int:
     if args.limit:
         clips = clips[: args.limit]
     decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
-    batch = settings.asr.max_batch_size or (8 if decoder.device.device == "cuda" else 1)
-    engine = InferenceEngine(decoder, max_batch_size=batch).start()
+    engine = engine_for(decoder, settings.asr.max_batch_size)
+    batch = engine.max_batch_size
     bounds = {c.id: speech_bounds(c.audio()) for c in clips}
     systems: dict[str, Any] = {}
     if not args.capacity_only:

@@ -17,7 +17,7 @@ from typing import Any
 
 from greffier.agents.meeting import MeetingRecorder
 from greffier.agents.session import MeetingSession
-from greffier.asr.engine import InferenceEngine
+from greffier.asr.engine import InferenceEngine, engine_for
 from greffier.asr.streaming import StreamingOptions
 from greffier.asr.whisper import WhisperDecoder
 from greffier.core.config import Settings
@@ -43,8 +43,7 @@ def shared_engine(settings: Settings) -> InferenceEngine:
     with _engine_lock:
         if _engine is None:
             decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
-            batch = settings.asr.max_batch_size or (8 if decoder.device.device == "cuda" else 1)
-            _engine = InferenceEngine(decoder, max_batch_size=batch).start()
+            _engine = engine_for(decoder, settings.asr.max_batch_size)
         return _engine
 
 

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from greffier.asr.whisper import DecodeOptions
+from greffier.asr.whisper import DecodeOptions, WhisperDecoder
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.errors import EngineClosedError
 from greffier.core.log import get_logger
@@ -108,13 +108,16 @@ class InferenceEngine:
         max_batch_size: int = 1,
         interim_max_wait_s: float = 1.0,
         lag_warning_s: float = 2.0,
+        full_rate_streams: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.decoder = decoder
         self.max_batch_size = max(1, max_batch_size)
         self.interim_max_wait_s = interim_max_wait_s
         self.lag_warning_s = lag_warning_s
+        self.full_rate_streams = max(1, full_rate_streams)
         self._clock = clock
+        self._last_submit: dict[str, float] = {}
         self._cond = threading.Condition()
         self._finals: deque[_Request] = deque()
         self._interims: dict[str, _Request] = {}
@@ -171,6 +174,7 @@ class InferenceEngine:
         with self._cond:
             if self._closed:
                 raise EngineClosedError("the inference engine is closed")
+            self._last_submit[stream_id] = req.submitted
             if kind is RequestKind.FINAL:
                 self._finals.append(req)
                 # The stream's waiting interim would only arrive after this final: drop it.
@@ -195,9 +199,21 @@ class InferenceEngine:
         """Awaitable :meth:`submit`, usable from any event loop."""
         return await asyncio.wrap_future(self.submit(stream_id, kind, audio, options))
 
+    def interim_spacing(self, window_s: float = 3.0) -> float:
+        """How much streams should stretch their interim interval now (>= 1): the number of
+        streams that asked for a decode in the last ``window_s`` over ``full_rate_streams``, to
+        the power 1.5 (measured on 2 cores: linear left 4 streams' p95 final at 2.05 s).
+        The first step of the overload policy: interims thin out in proportion to the speakers,
+        so that finals keep their latency; stale interims are then dropped, finals never."""
+        now = self._clock()
+        with self._cond:
+            active = sum(1 for t in self._last_submit.values() if now - t <= window_s)
+        return float(max(1.0, active / self.full_rate_streams) ** 1.5)
+
     def forget(self, stream_id: str) -> None:
         """Cancel a closed stream's pending interim."""
         with self._cond:
+            self._last_submit.pop(stream_id, None)
             old = self._interims.pop(stream_id, None)
             if old is not None:
                 _fail(old.future, Superseded("stream closed"))
@@ -314,3 +330,14 @@ class InferenceEngine:
                 max_lag_s=self._max_lag,
                 lag_p95_s=p95,
             )
+
+
+def engine_for(decoder: WhisperDecoder, max_batch_size: int = 0) -> InferenceEngine:
+    """The engine for a loaded model, started. ``max_batch_size`` 0 picks by device: 8 on
+    CUDA (batched generation), 1 on CPU (measured: batching there raised latency). Interims
+    thin out above ``full_rate_streams`` speakers: 2 on CPU (measured on 2 cores), the batch
+    size on CUDA (not measured here)."""
+    cuda = decoder.device.device == "cuda"
+    batch = max_batch_size or (8 if cuda else 1)
+    return InferenceEngine(decoder, max_batch_size=batch,
+                           full_rate_streams=batch if cuda else 2).start()

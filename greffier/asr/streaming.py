@@ -418,7 +418,8 @@ class StreamingTranscriber:
         seg_len = (self._samples_in - self._seg_start) / SAMPLE_RATE
         if seg_len >= o.trim_after_s and await self._cut_at_confirmed(seg_len):
             return
-        due = self._samples_in - self._last_interim_request >= o.interim_interval_s * SAMPLE_RATE
+        interval = o.interim_interval_s * self.engine.interim_spacing()
+        due = self._samples_in - self._last_interim_request >= interval * SAMPLE_RATE
         busy = self._interim_task is not None and not self._interim_task.done()
         if due and not busy:
             self._last_interim_request = self._samples_in

@@ -187,3 +187,22 @@ def test_finals_lose_their_beam_when_other_finals_wait() -> None:
     assert dec.beams == [1, 1, 5]  # "a" waited with "b" behind it; "b" was alone
     assert engine.stats().degraded_finals == 1
     engine.close()
+
+
+def test_interims_thin_out_as_more_streams_speak() -> None:
+    now = [0.0]
+    dec = ScriptedDecoder()
+    engine = InferenceEngine(dec, full_rate_streams=2, clock=lambda: now[0]).start()
+    assert engine.interim_spacing() == 1.0
+    for sid in ("a", "b"):
+        engine.submit(sid, RequestKind.INTERIM, audio(), opts(sid)).result(5)
+    assert engine.interim_spacing() == 1.0  # two speakers: full rate
+    for sid in ("c", "d"):
+        engine.submit(sid, RequestKind.INTERIM, audio(), opts(sid)).result(5)
+    four = engine.interim_spacing()
+    assert four > 2.0  # four speakers: interims more than twice as sparse
+    engine.forget("d")
+    assert 1.0 < engine.interim_spacing() < four
+    now[0] = 10.0  # nobody spoke for a while
+    assert engine.interim_spacing() == 1.0
+    engine.close()
