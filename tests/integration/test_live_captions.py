@@ -93,6 +93,71 @@ async def test_a_participant_who_leaves_and_rejoins_is_captioned_again(livekit, 
     assert wer.wer <= 0.15, got.dump()
 
 
+async def _push(source, samples: np.ndarray) -> None:
+    """Capture mono float32 audio into ``source`` at real-time pace (20 ms frames)."""
+    from livekit import rtc
+
+    from greffier.core.audio import float32_to_pcm16
+
+    pcm = float32_to_pcm16(samples)
+    per = SAMPLE_RATE // 50
+    start = time.monotonic()
+    for i in range(0, pcm.size - per + 1, per):
+        delay = start + i / SAMPLE_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await source.capture_frame(rtc.AudioFrame(pcm[i:i + per].tobytes(), SAMPLE_RATE, 1, per))
+    await source.wait_for_playout()
+
+
+async def test_mute_unmute_and_republish_are_captioned_on_the_meeting_clock(
+        livekit, worker, agent_name, clips) -> None:
+    from livekit import rtc
+
+    room = room_name()
+    listener = await connect(livekit, identity="listener", room=room)
+    got = CaptionCollector(listener)
+    await dispatch_agent(livekit, room, agent_name)
+    assert await wait_for(lambda: _captioned(livekit, room))
+    dave = await connect(livekit, identity="dave", room=room, name="Dave", auto_subscribe=False)
+    source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+    track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+    pub = await dave.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    await asyncio.sleep(0.3)
+    before, after, again = "ljspeech_LJ001-0004", "ljspeech_LJ001-0011", "ljspeech_LJ001-0009"
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    await _push(source, np.concatenate([clip_audio(clips, before), gap]))
+    await wait_quiet(got, quiet_s=2.0)
+    track.mute()  # muted: no audio at all for a while
+    muted_at = time.time()
+    await asyncio.sleep(4.0)
+    track.unmute()
+    unmuted_at = time.time()
+    await _push(source, np.concatenate([clip_audio(clips, after), gap]))
+    await wait_quiet(got, quiet_s=2.0)
+    await dave.local_participant.unpublish_track(pub.sid)
+    await source.aclose()
+    await asyncio.sleep(1.0)
+    await publish_audio(dave, np.concatenate([clip_audio(clips, again), gap]), SAMPLE_RATE)
+    await wait_quiet(got, quiet_s=2.5)
+    await dave.disconnect()
+    await listener.disconnect()
+
+    finals = got.finals("data", "dave")
+    assert len({c.track_sid for c in finals}) == 2, got.dump()  # first track, then the new one
+    wer = word_error_rate([clip_text(clips, before, after, again)], [got.transcript("dave")])
+    assert wer.wer <= 0.15, got.dump()
+    # meeting times follow the wall clock across the mute: nothing of the second clip is placed
+    # in the muted stretch, nothing of the first after it
+    for c in finals:
+        m = c.message
+        assert m is not None
+        start, end = m.meeting_started_at + m.start, m.meeting_started_at + m.end
+        assert end <= muted_at + 1.0 or start >= unmuted_at - 1.0, (start - muted_at,
+                                                                   end - unmuted_at)
+
+
 async def _captioned(livekit, room: str) -> bool:
     return bool(await captioners(livekit, room))
 
