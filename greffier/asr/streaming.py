@@ -165,6 +165,10 @@ class StreamingTranscriber:
         self._lead = int(o.lead_pad_s * SAMPLE_RATE)
         self._context = int(o.context_s * SAMPLE_RATE)
         self._floor = 0  # audio before this sample belongs to finalised segments
+        # Context never reaches back past a pause that ended an utterance: Whisper, given the
+        # end of a sentence and a silence before the new speech, often stops after that
+        # sentence and returns nothing of the new words.
+        self._context_from = 0
         self._last_final_words: tuple[Word, ...] = ()
         # audio kept from stream sample ``_buf_start`` on
         self._buf = np.zeros(0, np.float32)
@@ -355,7 +359,7 @@ class StreamingTranscriber:
         the whole decode first (a credit line half in the context is still a credit line),
         then what is kept.
         """
-        ctx = max(self._buf_start, start - self._context)
+        ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
         hyp = await self.engine.decode(
             self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
         )
@@ -367,6 +371,17 @@ class StreamingTranscriber:
         words = [
             w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
         ]
+        if not words and hyp.words and ctx < start and kind is RequestKind.FINAL:
+            # Every word fell in the context (Whisper stopped there): decode without it.
+            ctx = start
+            hyp = await self.engine.decode(
+                self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
+            )
+            whole = self._guard.check(hyp)
+            if whole.rejected:
+                return hyp, whole
+            offset = ctx / SAMPLE_RATE
+            words = [w.shifted(offset) for w in hyp.words]
         if ctx < start and words and seam:
             tail = [word_key(w) for w in seam[-5:]]
             for k in range(min(len(tail), len(words)), 0, -1):
@@ -496,10 +511,16 @@ class StreamingTranscriber:
         confirmed = self._agreement.confirmed
         min_end = self._seg_start / SAMPLE_RATE + 2.0
         cut: int | None = None
-        for i in range(len(confirmed) - 1, -1, -1):
+        # A sentence end counts only once confirmed words follow it and the next one does not
+        # start in lower case: Whisper puts a full stop wherever its audio stops ("for our
+        # purpose." then "may be considered..."), and cutting there breaks the sentence.
+        for i in range(len(confirmed) - 2, -1, -1):
             if confirmed[i].end < min_end:
                 break
-            if confirmed[i].text.rstrip().endswith(_SENTENCE_END):
+            following = confirmed[i + 1].text.strip()
+            if confirmed[i].text.rstrip().endswith(_SENTENCE_END) and not (
+                following[:1].islower()
+            ):
                 cut = i
                 break
         if cut is None and seg_len >= self.options.max_segment_s and confirmed:
@@ -588,6 +609,7 @@ class StreamingTranscriber:
         self._seg_start = None
         self._silence_since = end
         self._floor = end
+        self._context_from = end
         self._agreement.reset()
         self._drop_before(end)
 
