@@ -360,20 +360,7 @@ class StreamingTranscriber:
         then what is kept.
         """
         ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
-        hyp = await self.engine.decode(
-            self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
-        )
-        whole = self._guard.check(hyp)
-        if whole.rejected:
-            return hyp, whole
-        offset = ctx / SAMPLE_RATE
-        boundary = start / SAMPLE_RATE
-        words = [
-            w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
-        ]
-        if not words and hyp.words and ctx < start and kind is RequestKind.FINAL:
-            # Every word fell in the context (Whisper stopped there): decode without it.
-            ctx = start
+        while True:
             hyp = await self.engine.decode(
                 self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
             )
@@ -381,7 +368,15 @@ class StreamingTranscriber:
             if whole.rejected:
                 return hyp, whole
             offset = ctx / SAMPLE_RATE
-            words = [w.shifted(offset) for w in hyp.words]
+            boundary = start / SAMPLE_RATE
+            words = [
+                w.shifted(offset) for w in hyp.words
+                if offset + (w.start + w.end) / 2 >= boundary
+            ]
+            if words or not hyp.words or ctx >= start or kind is not RequestKind.FINAL:
+                break
+            # Every word fell in the context (Whisper stopped there): decode without it.
+            ctx = start
         if ctx < start and words and seam:
             tail = [word_key(w) for w in seam[-5:]]
             for k in range(min(len(tail), len(words)), 0, -1):

@@ -7,6 +7,8 @@ import unicodedata
 from datetime import datetime
 from urllib.parse import quote
 
+from fastapi.responses import Response
+
 from greffier.subtitles.cues import CueRules, segment_cues
 from greffier.subtitles.formats import FORMATS, to_json, to_markdown, to_rttm, to_srt, to_webvtt
 from greffier.subtitles.minutes import Minutes
@@ -60,3 +62,20 @@ def content_disposition(filename: str) -> str:
     """An attachment header with an ASCII name and the RFC 5987 UTF-8 form."""
     ascii_name = safe_name(filename)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def check_format(fmt: str) -> None:
+    """404 unless ``fmt`` is one of the five minutes formats."""
+    from fastapi import HTTPException
+
+    if fmt not in FORMATS:
+        raise HTTPException(404, detail=f"no format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def download(minutes: Minutes, fmt: str, rules: CueRules, stem: str) -> Response:
+    """The minutes rendered as ``fmt``, as a file download named ``<stem>.<fmt>``."""
+    return Response(
+        render(minutes, fmt, rules, stem),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": content_disposition(f"{stem}.{fmt}")},
+    )

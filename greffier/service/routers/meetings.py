@@ -12,10 +12,10 @@ from greffier.core.errors import ConfigurationError
 from greffier.core.types import TranscriptSegment
 from greffier.service.export import (
     MEDIA_TYPES,
-    content_disposition,
+    check_format,
+    download,
     download_stem,
     local_time,
-    render,
 )
 from greffier.service.schemas import (
     MeetingDetail,
@@ -110,13 +110,8 @@ def meeting_minutes(
     profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
 ) -> Response:
     """The minutes as md, srt, vtt, json or rttm, named ``<room>-<YYYYMMDD-HHMM>.<fmt>``."""
-    if fmt not in FORMATS:
-        raise HTTPException(404, detail=f"no format {fmt!r}; known: {', '.join(FORMATS)}")
+    check_format(fmt)
     rules = rules_of(profile)
     meeting, minutes = _load(store, meeting_id, state)
     stem = download_stem(meeting.room, minutes.started_at)
-    return Response(
-        render(minutes, fmt, rules, stem),
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": content_disposition(f"{stem}.{fmt}")},
-    )
+    return download(minutes, fmt, rules, stem)

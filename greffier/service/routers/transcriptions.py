@@ -12,10 +12,9 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Respon
 
 from greffier.core.log import get_logger
 from greffier.service.export import (
-    MEDIA_TYPES,
-    content_disposition,
+    check_format,
+    download,
     local_time,
-    render,
     safe_name,
 )
 from greffier.service.jobs import DONE, FAILED, Job, QueueFullError, new_job_id
@@ -140,8 +139,7 @@ def transcription_result(
     profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
 ) -> Response:
     """The minutes of a finished job as md, srt, vtt, json or rttm."""
-    if fmt not in FORMATS:
-        raise HTTPException(404, detail=f"no format {fmt!r}; known: {', '.join(FORMATS)}")
+    check_format(fmt)
     rules = rules_of(profile)
     found = state.jobs.get(job_id)
     if found is None:
@@ -153,8 +151,4 @@ def transcription_result(
         raise HTTPException(409, detail=f"the job is {job.status}; poll "
                             f"/api/transcriptions/{job_id} until it is done")
     stem = safe_name(Path(job.filename).stem, "recording")
-    return Response(
-        render(job.minutes, fmt, rules, stem),
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": content_disposition(f"{stem}.{fmt}")},
-    )
+    return download(job.minutes, fmt, rules, stem)
