@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="audio file to publish (default: pyannote.audio's sample.wav)")
     demo.add_argument("--reference", type=Path, help="reference transcript for the WER")
     demo.add_argument("--worker-log", type=Path, help="write the worker's log to this file")
+    demo.add_argument("--shared-microphone", action=argparse.BooleanOptionalAction, default=None,
+                      help="diarize the published track (default: on for the default "
+                           "two-speaker recording, off for a file given)")
     _add_asr_args(demo)
 
     worker = sub.add_parser("worker", help="run the LiveKit agent worker")
@@ -123,7 +126,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from greffier.demo import run_demo
 
         return asyncio.run(
-            run_demo(settings, args.audio, reference=args.reference, worker_log=args.worker_log)
+            run_demo(settings, args.audio, reference=args.reference, worker_log=args.worker_log,
+                     shared_microphone=args.shared_microphone)
         )
     if args.command == "transcribe":
         from greffier.batch import run_transcribe

@@ -6,7 +6,9 @@ interim line rewritten in place, finals kept) and ends with a summary: captions 
 the finals when a reference transcript exists, and caption latency.
 
 The default recording is the 30 s two-speaker ``sample.wav`` that the pyannote.audio wheel
-ships, so the demo works on any machine where greffier's dependencies are installed.
+ships, so the demo works on any machine where greffier's dependencies are installed. It is a
+phone call of two people on one track: the demo marks that track as a shared microphone, so
+the captions say which of the two voices speaks ("Phone call (1)", "Phone call (2)").
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from greffier.core.errors import AudioFormatError, GreffierError
 from greffier.core.text import read_reference, word_error_rate
 from greffier.rtc import server as lk_server
 from greffier.rtc.worker_process import WorkerProcess
+from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE
 
 
 def default_recording() -> Path:
@@ -74,6 +77,10 @@ class _Line:
         print(text, flush=True)
 
 
+def _who(name: str, label: str | None) -> str:
+    return f"{name} ({label})" if label else name
+
+
 def _fmt(t: float) -> str:
     return f"{int(t // 60):02d}:{t % 60:04.1f}"
 
@@ -84,8 +91,10 @@ async def run_demo(
     *,
     reference: Path | None = None,
     worker_log: Path | None = None,
+    shared_microphone: bool | None = None,
 ) -> int:
-    """Run the demo; returns the exit code."""
+    """Run the demo; returns the exit code. ``shared_microphone`` (default: on for the default
+    two-speaker recording, off for a file given) diarizes the published track."""
     from greffier.rtc.client import (
         CaptionCollector,
         ReceivedCaption,
@@ -95,6 +104,8 @@ async def run_demo(
     )
 
     path = audio_path or default_recording()
+    if shared_microphone is None:
+        shared_microphone = audio_path is None
     if not path.is_file():
         raise AudioFormatError(f"no such audio file: {path}")
     audio = read_audio(path)
@@ -124,12 +135,12 @@ async def run_demo(
         worker.start()
         print(f"ready in {time.monotonic() - t_worker:.1f} s")
         line = _Line(tty=sys.stdout.isatty())
-        speaker_name = "Demo speaker"
+        speaker_name = "Phone call" if shared_microphone else "Demo speaker"
 
         def show(c: ReceivedCaption) -> None:
             if c.via != "data" or c.message is None:
                 return
-            who = c.message.speaker.name
+            who = _who(c.message.speaker.name, c.message.speaker.label)
             if c.final:
                 if c.text:
                     line.final(f"[{_fmt(c.message.start)}] {who}: {c.text}")
@@ -140,11 +151,13 @@ async def run_demo(
                                  name="Listener")
         collector = CaptionCollector(listener, on_caption=show)
         await dispatch_agent(settings.livekit, room_name, agent_name)
+        attributes = {PARTICIPANT_SHARED_MIC_ATTRIBUTE: "true"} if shared_microphone else None
         speaker = await connect(settings.livekit, identity="demo-speaker", room=room_name,
-                                name=speaker_name, auto_subscribe=False)
+                                name=speaker_name, auto_subscribe=False, attributes=attributes)
         await _wait_for_agent(settings, room_name)
+        shared = ", a shared microphone: voices told apart" if shared_microphone else ""
         print(f"Publishing {path.name} as {speaker_name!r} in room {room_name} "
-              f"(real time, {duration:.0f} s)\n")
+              f"(real time, {duration:.0f} s{shared})\n")
         await publish_audio(speaker, audio, SAMPLE_RATE, unpublish=False)
         await _wait_quiet(collector, quiet_s=3.0, timeout_s=20.0)
         await speaker.disconnect()
@@ -193,7 +206,8 @@ def _summary(collector: object, ref_path: Path | None) -> None:
           f"(lk.transcription streams: {len(collector.via('text_stream'))}, "
           f"legacy transcriptions: {len(collector.via('legacy'))}, "
           f"greffier.captions messages: {len(data)})")
-    speakers = sorted({c.message.speaker.name for c in finals if c.message})
+    speakers = sorted({_who(c.message.speaker.name, c.message.speaker.label)
+                       for c in finals if c.message})
     print(f"  speakers: {', '.join(speakers) if speakers else '-'}")
     if ref_path is not None:
         hyp = " ".join(c.text for c in finals)
