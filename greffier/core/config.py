@@ -110,6 +110,9 @@ class AgentSettings(BaseModel):
     """Rooms one worker takes before the server sends new ones elsewhere; 0 is no limit."""
     linger_s: float = Field(default=20.0, ge=0)
     """How long the captioner stays after the last participant left (they may rejoin)."""
+    control_identities: list[str] = Field(default_factory=list)
+    """Participant identities (fnmatch patterns) whose ``greffier.control`` messages the
+    captioner obeys; messages the server sends (API-key holders) are always obeyed."""
 
 
 class DiarizationSettings(BaseModel):
@@ -136,6 +139,17 @@ class ServiceSettings(BaseModel):
     max_queued_jobs: int = Field(default=4, ge=1)
     web_assets_dir: Path = Field(default_factory=lambda: default_cache_dir() / "web")
     """Where ``scripts/fetch-web-deps`` puts the livekit-client browser bundle."""
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Operator keys (``Authorization: Bearer <key>``), e.g. for Meet's backend and summary
+    service; a JSON list in ``GREFFIER_SERVICE__API_KEYS``. Without any, no caller is an
+    operator and ``greffier serve`` listens on loopback only."""
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(len(k.get_secret_value()) < 16 for k in keys):
+            raise ValueError("each operator key needs at least 16 characters")
+        return keys
 
 
 class StoreSettings(BaseModel):
