@@ -137,6 +137,13 @@ class ServiceSettings(BaseModel):
     """LiveKit URL as browsers reach it (the caption page); empty means ``livekit.url``."""
     max_upload_mb: int = Field(default=500, ge=1)
     max_queued_jobs: int = Field(default=4, ge=1)
+    max_duration_s: float = Field(default=3 * 3600.0, gt=0)
+    """Longest recording transcribed: refused from its container's metadata before decoding,
+    and stopped while decoding when the metadata lied."""
+    job_timeout_s: float = Field(default=3 * 3600.0, gt=0)
+    """A transcription still running after this long fails (checked between decoded chunks)."""
+    max_uploads_in_flight: int = Field(default=4, ge=1)
+    """Uploads received at once; one more is answered 503 before its body is read."""
     web_assets_dir: Path = Field(default_factory=lambda: default_cache_dir() / "web")
     """Where ``scripts/fetch-web-deps`` puts the livekit-client browser bundle."""
     api_keys: list[SecretStr] = Field(default_factory=list)
