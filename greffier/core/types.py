@@ -7,6 +7,7 @@ into these at the adapter boundary and never travel further.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass, field
 
 
@@ -62,6 +63,33 @@ class Speaker:
     def display(self) -> str:
         """The name as captions show it: ``Name`` or ``Name (label)``."""
         return f"{self.name} ({self.label})" if self.label else self.name
+
+
+NAME_MAX_CHARS = 64
+"""Longest speaker name kept (longer ones are cut)."""
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: NFC, control characters and bidi overrides removed, whitespace
+    (newlines included) collapsed to single spaces."""
+    kept = (
+        " " if c.isspace() else c
+        for c in unicodedata.normalize("NFC", text)
+        if c.isspace()
+        or (c not in _BIDI_CONTROLS and unicodedata.category(c) not in ("Cc", "Cs", "Co"))
+    )
+    return " ".join("".join(kept).split())
+
+
+def clean_name(name: str | None, fallback: str = "") -> str:
+    """A display name as data: :func:`one_line`, at most ``NAME_MAX_CHARS`` characters; an
+    empty result falls back to ``fallback`` (cleaned the same way), then to ``"?"``."""
+    for raw in (name or "", fallback or ""):
+        text = one_line(raw)[:NAME_MAX_CHARS].rstrip()
+        if text:
+            return text
+    return "?"
 
 
 class TranscriptEventType(enum.StrEnum):

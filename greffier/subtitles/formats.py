@@ -1,6 +1,9 @@
 """End-of-meeting files: SRT and WebVTT subtitles, Markdown minutes, JSON, RTTM.
 
-The writers return text; :func:`write_all` alone touches the file system.
+The writers return text; :func:`write_all` alone touches the file system. Names and text are
+data, never markup: every writer puts speaker names through :func:`safe_speaker` (one line,
+no control characters, capped) and escapes what its format gives a meaning to, so no name can
+open a cue, a heading or a field of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from greffier.core.types import Speaker, SpeakerTurn, TranscriptSegment, Word
+from greffier.core.types import (
+    Speaker,
+    SpeakerTurn,
+    TranscriptSegment,
+    Word,
+    clean_name,
+    one_line,
+)
 from greffier.subtitles.cues import DEFAULT, Cue, CueRules, segment_cues, speaker_prefix
 from greffier.subtitles.minutes import Minutes
 
@@ -36,43 +46,62 @@ def _hms(seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
+def safe_speaker(speaker: Speaker) -> Speaker:
+    """The speaker with its name and label cleaned (:func:`~greffier.core.types.clean_name`;
+    an empty name falls back to the identity)."""
+    label = clean_name(speaker.label, "") if speaker.label else None
+    return Speaker(speaker.identity, clean_name(speaker.name, speaker.identity),
+                   None if label in (None, "?") else label)
+
+
+def _srt_line(text: str) -> str:
+    """A line of SRT text: one line, and no ``-->`` (a timing line's arrow)."""
+    line = one_line(text)
+    while "-->" in line:
+        line = line.replace("-->", "->")
+    return line
+
+
 def _speaker_changes(cues: Sequence[Cue]) -> list[bool]:
     return [k == 0 or cue.speaker != cues[k - 1].speaker for k, cue in enumerate(cues)]
 
 
 def to_srt(cues: Sequence[Cue], *, speaker_names: bool = True) -> str:
     """SubRip text; with ``speaker_names``, ``Name: `` opens a cue whenever the speaker
-    changes."""
+    changes. No line is blank or holds ``-->``, so no text can end a cue or open one."""
     blocks = []
     for k, (cue, changed) in enumerate(zip(cues, _speaker_changes(cues), strict=True), 1):
-        lines = list(cue.lines)
+        lines = list(cue.lines) or [""]
         if speaker_names and changed:
-            lines[0] = speaker_prefix(cue.speaker) + lines[0]
+            lines[0] = speaker_prefix(safe_speaker(cue.speaker)) + lines[0]
+        lines = [line for line in map(_srt_line, lines) if line] or ["…"]
         timing = f"{_clock(cue.start, ',')} --> {_clock(cue.end, ',')}"
         blocks.append("\n".join([str(k), timing, *lines]) + "\n")
     return "\n".join(blocks)
 
 
 def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """One line with ``&``, ``<`` and ``>`` escaped (so no ``-->`` and no tag)."""
+    return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def to_webvtt(cues: Sequence[Cue]) -> str:
     """WebVTT text, each cue in a voice span naming its speaker (``<v Name>…</v>``)."""
     parts = ["WEBVTT\n"]
     for cue in cues:
-        voice = _vtt_escape(" ".join(cue.speaker.display.split())) or "?"
-        body = "\n".join(_vtt_escape(line) for line in cue.lines)
+        voice = _vtt_escape(safe_speaker(cue.speaker).display)
+        body = "\n".join(line for line in map(_vtt_escape, cue.lines) if line) or "…"
         timing = f"{_clock(cue.start, '.')} --> {_clock(cue.end, '.')}"
         parts.append(f"{timing}\n<v {voice}>{body}</v>\n")
     return "\n".join(parts)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 
 
 def _md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """One line with Markdown's inline markup characters backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
 
 
 def _turns(segments: Iterable[TranscriptSegment]) -> list[tuple[Speaker, float, list[str]]]:
@@ -89,19 +118,21 @@ def to_markdown(minutes: Minutes) -> str:
     """Readable minutes: metadata, participants, then the transcript by speaker turns."""
     started = minutes.started_at
     zone = started.strftime("%Z") or started.strftime("UTC%z")
+    people = minutes.participants
     out = [
         f"# {_md_escape(minutes.title)}",
         "",
         f"- **Date:** {started.strftime('%Y-%m-%d %H:%M')} ({zone})",
         f"- **Duration:** {_hms(minutes.duration_s)}",
-        f"- **Participants:** {', '.join(_md_escape(p) for p in minutes.participants)}",
+        f"- **Participants:** {', '.join(_md_escape(clean_name(p)) for p in people)}",
         "",
         "## Transcript",
         "",
     ]
     for speaker, start, texts in _turns(minutes.segments):
         text = _md_escape(" ".join(t for t in texts if t))
-        out += [f"[{_hms(start)}] **{_md_escape(speaker.display)}:** {text}", ""]
+        name = _md_escape(safe_speaker(speaker).display)
+        out += [f"[{_hms(start)}] **{name}:** {text}", ""]
     return "\n".join(out)
 
 
@@ -234,8 +265,8 @@ def minutes_from_json(text: str | bytes) -> Minutes:
 
 
 def rttm_name(name: str) -> str:
-    """A name safe in an RTTM field: whitespace runs become underscores."""
-    return "_".join(name.split()) or "unknown"
+    """A name safe in an RTTM field: one line, whitespace runs become underscores."""
+    return "_".join(one_line(name).split()) or "unknown"
 
 
 def _intervals(
@@ -246,7 +277,7 @@ def _intervals(
         if isinstance(item, SpeakerTurn):
             spans.setdefault(rttm_name(item.speaker), []).append((item.start, item.end))
             continue
-        name = rttm_name(item.speaker.display)
+        name = rttm_name(safe_speaker(item.speaker).display)
         words = [w for w in item.words if w.text.strip()]
         pieces = [(w.start, w.end) for w in words] or [(item.start, item.end)]
         spans.setdefault(name, []).extend(pieces)

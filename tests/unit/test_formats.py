@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,10 +15,18 @@ import webvtt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from greffier.core.types import Speaker, SpeakerTurn, TranscriptSegment, Word
+from greffier.core.types import (
+    NAME_MAX_CHARS,
+    Speaker,
+    SpeakerTurn,
+    TranscriptSegment,
+    Word,
+    clean_name,
+)
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues, speaker_prefix
 from greffier.subtitles.formats import (
     minutes_from_json,
+    safe_speaker,
     to_json,
     to_markdown,
     to_rttm,
@@ -284,3 +293,115 @@ def test_write_all_uses_diarization_turns_and_a_subset(tmp_path: Path) -> None:
     assert rttm.read_text().split()[7] == "SPEAKER_00"
     with pytest.raises(ValueError, match="unknown formats"):
         write_all(m, tmp_path / "m", formats=("docx",))
+
+
+# ------------------------------------------------------------------ hostile names (data)
+
+HOSTILE = [
+    "Eve\n\n99\n00:00:00,000 --> 00:59:00,000\nInjected",
+    "<script>alert(1)</script>",
+    "**bold** | pipe",
+    "a b\tc",
+    "\u202eevil\u202c \u200fשלום\u200e",
+    "Zoë " + "x" * 10_000,
+    "\x00\x1b[31m--> # [link](http://x)",
+    "WEBVTT\r\n\r\nNOTE",
+]
+
+
+def hostile_segments() -> list[TranscriptSegment]:
+    out = []
+    for k, name in enumerate(HOSTILE):
+        speaker = Speaker(f"id-{k}", name, "2" if k % 3 == 0 else None)
+        out.append(segment(f"h{k}", speaker, 2.0 * k, "Bonjour. On commence."))
+    return out
+
+
+def hostile_minutes() -> Minutes:
+    return assemble_minutes(hostile_segments(), title="Eve\n\n# Injected <b>",
+                            started_at=datetime(2024, 5, 2, 14, tzinfo=PARIS))
+
+
+def clean_display(speaker: Speaker) -> str:
+    return safe_speaker(speaker).display
+
+
+def test_names_are_cleaned_to_one_capped_line() -> None:
+    assert clean_name(HOSTILE[0]) == "Eve 99 00:00:00,000 --> 00:59:00,000 Injected"
+    assert clean_name("a b\tc") == "a b c"
+    assert clean_name("\u202eevil\u202c") == "evil"  # bidi overrides go, RTL text stays
+    assert clean_name("  \u200fשלום ") == "\u200fשלום"
+    assert len(clean_name(HOSTILE[5])) == NAME_MAX_CHARS
+    assert clean_name("\x00\n\t", "alice-1") == "alice-1"
+    assert clean_name("", "") == "?"
+    for name in HOSTILE:
+        cleaned = clean_name(name)
+        assert cleaned and len(cleaned) <= NAME_MAX_CHARS
+        assert not any(c in cleaned for c in "\n\r\t\x00\x1b\u202e")
+
+
+def test_hostile_names_open_no_srt_cue() -> None:
+    segs = hostile_segments()
+    cues = segment_cues(segs, reserve_speaker_prefix=True)
+    subs = list(srt.parse(to_srt(cues)))
+    assert len(subs) == len(cues)  # no injected cue
+    assert max(s.end for s in subs) < timedelta(minutes=1)
+    firsts = [s.content.split("\n")[0] for s in subs]
+    for seg in segs:
+        prefix = speaker_prefix(safe_speaker(seg.speaker)).replace("-->", "->")
+        assert sum(f.startswith(prefix) for f in firsts) == 1, prefix
+    assert all("-->" not in s.content for s in subs)
+    assert all(line.strip() for s in subs for line in s.content.split("\n"))
+
+
+def test_hostile_names_open_no_vtt_cue_or_tag() -> None:
+    segs = hostile_segments()
+    cues = segment_cues(segs)
+    text = to_webvtt(cues)
+    captions = webvtt.from_string(text).captions
+    assert len(captions) == len(cues)
+    assert [html.unescape(c.voice) for c in captions] == [clean_display(c.speaker)
+                                                          for c in cues]
+    assert all(html.unescape(c.text) == "\n".join(cue.lines)
+               for c, cue in zip(captions, cues, strict=True))
+    assert "<script>" not in text and text.count("-->") == len(cues)
+    body = text.split("\n", 2)[2]
+    assert "WEBVTT" not in body.replace("WEBVTT NOTE", "")  # the name stays inside its <v>
+
+
+def test_hostile_names_stay_inside_their_markdown_turn() -> None:
+    m = hostile_minutes()
+    md = to_markdown(m)
+    lines = md.splitlines()
+    assert lines[0] == "# Eve \\# Injected \\<b\\>"
+    assert sum(line.startswith("#") for line in lines) == 2  # the title and "## Transcript"
+    turns = [line for line in lines if line.startswith("[")]
+    assert len(turns) == len(HOSTILE)
+    unescape = re.compile(r"\\(.)")
+    for line, seg in zip(turns, m.segments, strict=True):
+        match = re.fullmatch(r"\[\d\d:\d\d:\d\d\] \*\*(.+?)(?<!\\)\*\*(.*)", line)
+        assert match, line
+        shown = unescape.sub(r"\1", match.group(1))
+        assert shown == clean_display(seg.speaker) + ":"
+        assert "**" not in match.group(2) and "|" not in line.replace("\\|", "")
+    participants = next(line for line in lines if line.startswith("- **Participants:**"))
+    assert "\n" not in participants and participants.count("\\*\\*bold\\*\\*") == 1
+
+
+def test_hostile_names_round_trip_in_json_and_stay_one_rttm_field() -> None:
+    m = hostile_minutes()
+    doc = json.loads(to_json(m))
+    assert [s["speaker"]["name"] for s in doc["segments"]] == HOSTILE  # data, escaped by JSON
+    assert minutes_from_json(to_json(m)) == m
+    rows = rttm_fields(to_rttm(m.segments, "file\nid with spaces"))
+    assert {r[1] for r in rows} == {"file_id_with_spaces"}
+    assert len({r[7] for r in rows}) == len(HOSTILE)
+    assert all(len(r[7]) <= NAME_MAX_CHARS + 4 for r in rows)
+
+
+def test_write_all_with_hostile_names_parses_back(tmp_path: Path) -> None:
+    md, srt_path, vtt, js, rttm = write_all(hostile_minutes(), tmp_path / "m")
+    n_cues = len(segment_cues(hostile_segments(), reserve_speaker_prefix=True))
+    assert len(list(srt.parse(srt_path.read_text(encoding="utf-8")))) == n_cues
+    assert len(webvtt.read(str(vtt)).captions) == len(segment_cues(hostile_segments()))
+    rttm_fields(rttm.read_text(encoding="utf-8"))
