@@ -7,13 +7,15 @@ Silero VAD and pyannote expect). Conversions happen once, where audio enters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from greffier.core.errors import AudioFormatError, MissingDependencyError
+from greffier.core.errors import AudioFormatError, GreffierError, MissingDependencyError
 
 SAMPLE_RATE = 16_000
 """The one sample rate used inside greffier."""
@@ -185,6 +187,94 @@ def read_audio_with_info(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tu
         ) from e
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return audio, AudioInfo(info_rate, info_channels, audio.size / sample_rate)
+
+
+class AudioTooLongError(GreffierError):
+    """A recording longer than the duration allowed."""
+
+    def __init__(self, message: str, *, hint: str = "", decoded_s: float = 0.0) -> None:
+        super().__init__(message, hint=hint)
+        self.decoded_s = decoded_s
+        """Seconds of audio decoded before the refusal (0: refused from the metadata)."""
+
+
+def read_audio_bounded(
+    path: str | Path,
+    max_duration_s: float,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    check: Callable[[float], None] | None = None,
+) -> tuple[FloatArray, AudioInfo]:
+    """Like :func:`read_audio_with_info`, never holding more than ``max_duration_s`` of audio.
+
+    Refused (AudioTooLongError) from the container's declared duration before decoding, and
+    as soon as the decoded audio passes the limit (a container may declare nothing, or lie):
+    the audio is decoded frame by frame into a buffer that grows up to the limit, no further.
+    ``check`` receives the seconds decoded so far after each frame (it may raise, e.g. on a
+    timeout).
+    """
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - av ships with the asr extra
+        raise MissingDependencyError.for_extra("av", "asr") from e
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFormatError(f"no such audio file: {path}")
+    limit = int(math.ceil(max_duration_s * sample_rate))
+    too_long = f"the recording is longer than {max_duration_s:g} s"
+    hint = "cut it into shorter parts (GREFFIER_SERVICE__MAX_DURATION_S sets the limit)"
+    buffer = np.zeros(0, np.float32)
+    size = 0
+
+    def append(samples: FloatArray) -> None:
+        nonlocal buffer, size
+        if size + samples.size > limit:
+            raise AudioTooLongError(too_long, hint=hint, decoded_s=size / sample_rate)
+        if size + samples.size > buffer.size:
+            grown = np.empty(min(limit, max(2 * buffer.size, size + samples.size)), np.float32)
+            grown[:size] = buffer[:size]
+            buffer = grown
+        buffer[size : size + samples.size] = samples
+        size += samples.size
+        if check is not None:
+            check(size / sample_rate)
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioFormatError(f"{path.name} has no audio stream")
+            stream = container.streams.audio[0]
+            declared = _declared_duration(container, stream)
+            if declared is not None and declared > max_duration_s + 1.0:
+                raise AudioTooLongError(f"{too_long} ({declared:.0f} s)", hint=hint)
+            if declared is not None:  # a first guess; the buffer still grows up to the limit
+                buffer = np.empty(min(limit, int(declared * sample_rate) + sample_rate),
+                                  np.float32)
+            info_rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            info_channels = int(stream.codec_context.channels or 1)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+            for out in resampler.resample(None):
+                append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+    except (AudioFormatError, AudioTooLongError):
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as e:
+        raise AudioFormatError(
+            f"cannot decode {path.name}: {e}", hint="give a file FFmpeg can read"
+        ) from e
+    audio = buffer[:size] if size * 5 >= buffer.size * 4 else buffer[:size].copy()
+    return audio, AudioInfo(info_rate, info_channels, size / sample_rate)
+
+
+def _declared_duration(container: Any, stream: Any) -> float | None:
+    """Seconds the container or the stream declares, or None when neither does."""
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return float(container.duration) / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def frame_energy_dbfs(samples: npt.NDArray[np.floating]) -> float:
