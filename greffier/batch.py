@@ -27,6 +27,7 @@ from greffier.core.types import (
     SpeakerTurn,
     TranscriptSegment,
     Word,
+    clean_name,
     join_words,
 )
 from greffier.diarization.assign import assign_speakers, split_by_speaker
@@ -111,7 +112,8 @@ def recording_start(path: Path, duration_s: float) -> datetime:
 def _speaker_of(label: str | None, default: Speaker) -> Speaker:
     if label is None:
         return default
-    return Speaker(identity=f"speaker-{label}", name=f"Speaker {label}")
+    label = clean_name(label, "?")
+    return Speaker(identity=f"speaker-{label}", name=clean_name(f"Speaker {label}"))
 
 
 def hypotheses_to_segments(
@@ -233,7 +235,7 @@ def transcribe_audio(
         turns = diarizer.diarize(audio)
         logger.info("diarized %.1f s of audio in %.1f s (%d speakers)", duration,
                     time.perf_counter() - started, len({t.speaker for t in turns}))
-    default_speaker = Speaker(identity="speaker", name=name)
+    default_speaker = Speaker(identity="speaker", name=clean_name(name, "speaker"))
     segments = hypotheses_to_segments(hypotheses, default_speaker, turns)
     return assemble_minutes(segments, title=title or name, started_at=started_at, turns=turns)
 

@@ -31,6 +31,7 @@ from greffier.core.types import (
     TranscriptEvent,
     TranscriptEventType,
     Word,
+    clean_name,
     join_words,
 )
 from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE, participant_language
@@ -42,8 +43,10 @@ _CAPTIONED_SOURCES = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_
 
 
 def speaker_of(participant: rtc.Participant) -> Speaker:
-    """A participant as a speaker: display name, falling back to identity."""
-    return Speaker(identity=participant.identity, name=participant.name or participant.identity)
+    """A participant as a speaker: the display name cleaned (one line, no control characters,
+    capped: :func:`~greffier.core.types.clean_name`), falling back to the identity."""
+    return Speaker(identity=participant.identity,
+                   name=clean_name(participant.name, participant.identity))
 
 
 def is_captioned(participant: rtc.Participant) -> bool:
@@ -77,9 +80,9 @@ class TrackCaptioner:
         self._epoch = secrets.token_hex(3)
         self.timeline = StreamTimeline()
         self.transcriber = StreamingTranscriber(engine, options, stream_id=track.sid)
-        language = participant_language(dict(participant.attributes))
-        if language:
-            self.transcriber.set_language(language)
+        self._configured_language = options.language
+        self._asked_language: str | None = None
+        self._follow_language(participant)
         self._audio = rtc.AudioStream.from_track(
             track=track, sample_rate=SAMPLE_RATE, num_channels=1
         )
@@ -167,10 +170,20 @@ class TrackCaptioner:
         self.transcriber.flush()
 
     def update_participant(self, participant: rtc.RemoteParticipant) -> None:
-        """Name or language attributes changed."""
+        """Name or attributes changed."""
         self.participant = participant
         self.speaker = speaker_of(participant)
-        self.transcriber.set_language(participant_language(dict(participant.attributes)))
+        self._follow_language(participant)
+
+    def _follow_language(self, participant: rtc.RemoteParticipant) -> None:
+        """The participant's language attribute, when set, else the configured language
+        (``GREFFIER_ASR__LANGUAGE``); applied only when the attribute changes, so another
+        attribute's change neither drops the configured language nor resets detection."""
+        asked = participant_language(dict(participant.attributes))
+        if asked == self._asked_language:
+            return
+        self._asked_language = asked
+        self.transcriber.set_language(asked or self._configured_language)
 
     async def aclose(self) -> None:
         """Stop reading, finalise the last utterance and publish it."""

@@ -21,7 +21,14 @@ from greffier.core.audio import SAMPLE_RATE, FloatArray, float32_to_pcm16, pcm16
 from greffier.core.config import DiarizationSettings
 from greffier.core.log import get_logger
 from greffier.core.timeline import StreamTimeline
-from greffier.core.types import Speaker, SpeakerTurn, TranscriptSegment, Word, join_words
+from greffier.core.types import (
+    Speaker,
+    SpeakerTurn,
+    TranscriptSegment,
+    Word,
+    clean_name,
+    join_words,
+)
 from greffier.diarization.assign import assign_speakers, split_by_speaker
 from greffier.diarization.online import OnlineDiarizer
 
@@ -116,7 +123,7 @@ class SharedMicrophone:
                 before = [t for t in self._turns if t.start <= word.end]
                 label = before[-1].speaker if before else (out[-1] if out else "1")
             out.append(label)
-        return out
+        return [clean_name(label, "1") for label in out]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -155,7 +162,8 @@ def relabel_segments(
         labels = assign_speakers(seg.words, turns)
         groups = split_by_speaker(seg.words, labels, absorb_unknown=True)
         for i, (label, words) in enumerate(groups):
-            speaker = Speaker(seg.speaker.identity, seg.speaker.name, label or seg.speaker.label)
+            label = clean_name(label, "1") if label else seg.speaker.label
+            speaker = Speaker(seg.speaker.identity, seg.speaker.name, label)
             out.append(TranscriptSegment(
                 segment_id=seg.segment_id if len(groups) == 1 else f"{seg.segment_id}.{i}",
                 speaker=speaker, start=words[0].start, end=words[-1].end,
