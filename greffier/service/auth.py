@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from greffier.core.config import LiveKitSettings, ServiceSettings
 from greffier.core.log import get_logger
+from greffier.service.schemas import ErrorOut
 
 logger = get_logger("service.auth")
 
@@ -26,6 +27,12 @@ VIEWER_ATTRIBUTE = "greffier.viewer"
 viewer token cannot be traded for another one, so a member's access ends with their token)."""
 LEEWAY_S = 10.0
 """Clock skew tolerated on a member token's expiry."""
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no credentials, or invalid ones"},
+    403: {"model": ErrorOut, "description": "credentials for another room, or not an operator"},
+}
+"""OpenAPI responses of an authenticated route."""
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -18,8 +18,8 @@ class Health(_Out):
 
 class Readiness(_Out):
     status: Literal["ready", "unavailable"]
-    store: str
-    """``ok``, or why the transcript store cannot be reached."""
+    store: Literal["ok", "unavailable"]
+    """Whether the transcript store can be read (the reason is in the service's log)."""
 
 
 class SpeakerOut(_Out):

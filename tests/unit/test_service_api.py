@@ -1,7 +1,8 @@
 """The HTTP service in-process (ASGI, no server, no model): meetings and minutes from a real
 SQLite store, read back by real parsers; viewer tokens; the transcription job API with a stand-in
 runner (and the real one on an upload FFmpeg cannot read, which fails before any model loads);
-the caption page's files."""
+the caption page's files. Requests are an operator's unless a test says otherwise
+(tests/unit/test_service_auth.py covers who may call what)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import jwt
 import pytest
 import srt
 import webvtt
+from pydantic import SecretStr
 
 from greffier.core.config import ServiceSettings, Settings, StoreSettings
 from greffier.core.errors import AudioFormatError
@@ -49,12 +51,17 @@ def seg(sid: str, speaker: Speaker, start: float, text: str) -> TranscriptSegmen
     return TranscriptSegment(sid, speaker, start, t, text, "fr", tuple(words), track_sid="TR_1")
 
 
+OPERATOR_KEY = "test-operator-key-0123456789"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+
+
 def make_settings(tmp_path: Path, **service: Any) -> Settings:
     base = Settings(
         data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
         store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
     )
-    options = {"web_assets_dir": tmp_path / "web", **service}
+    options = {"web_assets_dir": tmp_path / "web", "api_keys": [SecretStr(OPERATOR_KEY)],
+               **service}
     return base.model_copy(update={"service": ServiceSettings(**options)})
 
 
@@ -72,8 +79,10 @@ def filled(tmp_path: Path) -> dict[str, str]:
     return {"weekly": weekly.id, "other": other.id}
 
 
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+def client_for(app: Any, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """An in-process client, an operator's unless ``headers`` says otherwise."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                             headers=OPERATOR if headers is None else headers)
 
 
 @pytest.fixture
@@ -88,8 +97,10 @@ async def client(tmp_path: Path, filled: dict[str, str]) -> AsyncIterator[httpx.
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok"}
-    ready = await client.get("/ready")
+    assert (await client.get("/health", headers={"Authorization": ""})).json() == {
+        "status": "ok"
+    }
+    ready = await client.get("/ready", headers={"Authorization": ""})
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "ok"}
 
 
@@ -102,8 +113,9 @@ async def test_not_ready_when_the_store_cannot_open(tmp_path: Path) -> None:
     async with client_for(app) as c:
         ready = await c.get("/ready")
         meetings = await c.get("/api/meetings")
-    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
-    assert "GREFFIER_STORE__URL" in ready.json()["store"]
+    # Open to anyone, so it says nothing of why (paths, URLs): that goes to the log.
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "unavailable", "store": "unavailable"}
     assert meetings.status_code == 503 and "transcript store" in meetings.json()["detail"]
 
 
@@ -125,6 +137,7 @@ async def test_meetings_are_listed_most_recent_first_and_filtered_by_room(
         "meetings": []
     }
     assert (await client.get("/api/meetings", params={"limit": 0})).status_code == 422
+    assert (await client.get("/api/meetings")).headers["cache-control"] == "no-store"
 
 
 async def test_meeting_detail_has_metadata_and_segments_in_order(
@@ -140,6 +153,7 @@ async def test_meeting_detail_has_metadata_and_segments_in_order(
     assert body["duration_s"] > 6.0
     assert set(body["minutes"]) == {"md", "srt", "vtt", "json", "rttm"}
     assert (await client.get(body["minutes"]["srt"])).status_code == 200
+    assert r.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize("fmt, media", [
@@ -154,6 +168,7 @@ async def test_minutes_download_type_and_name(
     assert r.headers["content-type"].split(";")[0] == media
     assert f'filename="salle-a-{STAMP}.{fmt}"' in r.headers["content-disposition"]
     assert r.headers["content-disposition"].startswith("attachment")
+    assert r.headers["cache-control"] == "no-store"
 
 
 async def test_minutes_parse_back(client: httpx.AsyncClient, filled: dict[str, str]) -> None:
@@ -212,24 +227,42 @@ async def test_unknown_meetings_and_formats_are_404(
 # -- viewer tokens and the caption page --------------------------------------------------
 
 
-async def test_viewer_token_is_a_hidden_subscribe_only_jwt(tmp_path: Path) -> None:
+def member_token(settings: Settings, room: str, identity: str = "alice") -> str:
+    """A room member's LiveKit token, as a LiveKit front end holds it."""
+    from livekit import api
+
+    lk = settings.livekit
+    return (api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())
+            .with_identity(identity).with_grants(api.VideoGrants(room_join=True, room=room))
+            .to_jwt())
+
+
+async def test_viewer_token_is_hidden_short_lived_and_receives_data_only(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, public_livekit_url="wss://meet.example.org")
     app = create_app(settings)
-    async with client_for(app) as c:
+    member = {"Authorization": f"Bearer {member_token(settings, 'salle a')}"}
+    async with client_for(app, member) as c:
         r = await c.get("/api/token", params={"room": "salle a"})
         missing = await c.get("/api/token")
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     body = r.json()
     assert body["url"] == "wss://meet.example.org" and body["room"] == "salle a"
     claims = jwt.decode(
         body["token"], settings.livekit.api_secret.get_secret_value(), algorithms=["HS256"]
     )
     assert claims["sub"] == body["identity"] and claims["iss"] == settings.livekit.api_key
+    assert claims["exp"] - claims["nbf"] <= 15 * 60
     video = claims["video"]
-    assert video["roomJoin"] is True and video["room"] == "salle a"
-    assert video["canSubscribe"] is True and video["hidden"] is True
-    assert video.get("canPublish", False) is False
+    assert video["roomJoin"] is True and video["room"] == "salle a" and video["hidden"] is True
+    # Data and text streams reach a participant without canSubscribe (checked on the real
+    # server by tests/integration/test_caption_control.py); media does not.
+    for grant in ("canSubscribe", "canPublish", "canPublishData", "canUpdateOwnMetadata"):
+        assert video.get(grant, False) is False, grant
     assert missing.status_code == 422
+    # The viewer token is no credential here: it cannot be traded for a fresh one.
+    async with client_for(app, {"Authorization": f"Bearer {body['token']}"}) as c:
+        again = await c.get("/api/token", params={"room": "salle a"})
+    assert again.status_code == 401
 
 
 async def test_token_url_defaults_to_the_livekit_url(client: httpx.AsyncClient) -> None:

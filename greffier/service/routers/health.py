@@ -1,4 +1,5 @@
-"""Liveness and readiness."""
+"""Liveness and readiness: open to anyone (load balancers, orchestrators), and they reveal
+nothing but "ok", "ready" or "unavailable" (why the store is unavailable goes to the log)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ logger = get_logger("service.health")
 
 router = APIRouter(tags=["health"])
 
+UNAVAILABLE = Readiness(status="unavailable", store="unavailable")
+
 
 @router.get("/health", response_model=Health)
 async def health() -> Health:
@@ -23,15 +26,15 @@ async def health() -> Health:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 def ready(request: Request) -> JSONResponse:
-    """The transcript store can be read (503 otherwise, with the reason)."""
+    """The transcript store can be read (503 otherwise; the reason goes to the log only)."""
     try:
         get_state(request).store().list_meetings(limit=1)
     except GreffierError as e:
-        body = Readiness(status="unavailable", store=str(e))
-        return JSONResponse(body.model_dump(), status_code=503)
+        logger.warning("not ready: %s", e.message)
+        return JSONResponse(UNAVAILABLE.model_dump(), status_code=503)
     except Exception as e:  # noqa: BLE001 - a database driver error of any kind
-        logger.warning("readiness check failed: %s", type(e).__name__)
-        body = Readiness(status="unavailable", store=f"{type(e).__name__}: the store query "
-                         "failed (check GREFFIER_STORE__URL and that the database runs)")
-        return JSONResponse(body.model_dump(), status_code=503)
+        # The type only: a driver's message may quote bound parameters.
+        logger.warning("not ready: the store query failed (%s); check GREFFIER_STORE__URL "
+                       "and that the database runs", type(e).__name__)
+        return JSONResponse(UNAVAILABLE.model_dump(), status_code=503)
     return JSONResponse(Readiness(status="ready", store="ok").model_dump())

@@ -1,14 +1,19 @@
-"""The live caption page and what it needs: a viewer token and the livekit-client bundle."""
+"""The live caption page and what it needs: a viewer token and the livekit-client bundle.
+
+The page and its scripts are public (no secret in them); the viewer token is issued only to a
+member of the room (``Authorization: Bearer <their LiveKit token>``) or an operator."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
+from greffier.service.auth import AUTH_RESPONSES, VIEWER_ATTRIBUTE, RoomMember
 from greffier.service.schemas import ViewerToken
 from greffier.service.state import ServiceState, get_state
 
@@ -17,8 +22,9 @@ router = APIRouter(tags=["live captions"])
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
 VIEWER_NAME = "Caption viewer"
-VIEWER_TOKEN_TTL_S = 12 * 3600
-"""Lifetime of a caption page's token (a page reconnecting later fetches a new one)."""
+VIEWER_TOKEN_TTL_S = 10 * 60
+"""Lifetime of a caption page's token: long enough to join (LiveKit checks it at connection and
+then refreshes the connection's own token); a page reconnecting later fetches a new one."""
 
 State = Annotated[ServiceState, Depends(get_state)]
 
@@ -48,17 +54,33 @@ async def livekit_client(state: State) -> Response:
     return FileResponse(bundle, media_type="text/javascript")
 
 
-@router.get("/api/token", response_model=ViewerToken)
+@router.get("/api/token", response_model=ViewerToken, responses=AUTH_RESPONSES)
 def viewer_token(
-    state: State, room: Annotated[str, Query(min_length=1, max_length=256)]
+    caller: RoomMember,
+    state: State,
+    room: Annotated[str, Query(min_length=1, max_length=256)],
+    response: Response,
 ) -> ViewerToken:
-    """A hidden participant token for ``room`` that can subscribe but not publish media."""
-    from greffier.rtc.client import make_token
+    """A caption viewer's token for ``room``, to a member of that room (or an operator):
+    hidden, short-lived, receives data and text streams only (no media subscription, no
+    publishing of media or data), and not itself a credential for this service."""
+    from livekit import api
 
     identity = f"viewer-{uuid.uuid4().hex[:12]}"
-    token = make_token(
-        state.settings.livekit, identity=identity, room=room, name=VIEWER_NAME,
-        can_publish=False, can_publish_data=False, hidden=True, ttl_s=VIEWER_TOKEN_TTL_S,
+    lk = state.settings.livekit
+    grants = api.VideoGrants(
+        room_join=True, room=room, can_subscribe=False, can_publish=False,
+        can_publish_data=False, can_update_own_metadata=False, hidden=True,
     )
-    url = state.service.public_livekit_url or state.settings.livekit.url
+    token = (
+        api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())
+        .with_identity(identity)
+        .with_name(VIEWER_NAME)
+        .with_grants(grants)
+        .with_attributes({VIEWER_ATTRIBUTE: "1"})
+        .with_ttl(timedelta(seconds=VIEWER_TOKEN_TTL_S))
+        .to_jwt()
+    )
+    response.headers["Cache-Control"] = "no-store"
+    url = state.service.public_livekit_url or lk.url
     return ViewerToken(token=token, url=url, room=room, identity=identity)

@@ -1,4 +1,7 @@
-"""Meetings of the transcript store and their minutes, assembled on request."""
+"""Meetings of the transcript store and their minutes, assembled on request.
+
+An operator sees every room; a member (LiveKit token for a room) sees only that room's
+meetings: another room's meeting is a 403. Responses carry ``Cache-Control: no-store``."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi.responses import Response
 from greffier.batch import cue_rules
 from greffier.core.errors import ConfigurationError
 from greffier.core.types import TranscriptSegment
+from greffier.service.auth import AUTH_RESPONSES, Authenticated, Caller, check_room
 from greffier.service.export import (
     MEDIA_TYPES,
     check_format,
@@ -18,6 +22,7 @@ from greffier.service.export import (
     local_time,
 )
 from greffier.service.schemas import (
+    ErrorOut,
     MeetingDetail,
     MeetingList,
     MeetingSummary,
@@ -30,7 +35,9 @@ from greffier.subtitles.cues import CueRules
 from greffier.subtitles.formats import FORMATS
 from greffier.subtitles.minutes import Minutes, assemble_minutes
 
-router = APIRouter(prefix="/api/meetings", tags=["meetings"])
+router = APIRouter(prefix="/api/meetings", tags=["meetings"], responses=AUTH_RESPONSES)
+
+NO_STORE = "no-store"
 
 Store = Annotated[TranscriptStore, Depends(get_store)]
 State = Annotated[ServiceState, Depends(get_state)]
@@ -62,12 +69,13 @@ def _segment(s: TranscriptSegment) -> SegmentOut:
     )
 
 
-def _load(store: TranscriptStore, meeting_id: str, state: ServiceState) -> tuple[
+def _load(store: TranscriptStore, meeting_id: str, caller: Caller) -> tuple[
     MeetingRecord, Minutes
 ]:
     meeting = store.meeting(meeting_id)
     if meeting is None:
-        raise HTTPException(404, detail=f"no meeting {meeting_id!r}")
+        raise HTTPException(404, detail="no such meeting")
+    check_room(caller, meeting.room)
     minutes = assemble_minutes(
         store.segments_of(meeting_id),
         title=meeting.title or meeting.room,
@@ -78,19 +86,30 @@ def _load(store: TranscriptStore, meeting_id: str, state: ServiceState) -> tuple
 
 @router.get("", response_model=MeetingList)
 def list_meetings(
+    caller: Authenticated,
     store: Store,
     state: State,
+    response: Response,
     room: Annotated[str | None, Query(max_length=256, description="only this room")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MeetingList:
-    """Meetings, most recent first."""
+    """Meetings, most recent first: all rooms' for an operator, the member's room's otherwise
+    (asking a member for another ``room`` is a 403)."""
+    if room is not None:
+        check_room(caller, room)
+    elif not caller.operator:
+        room = caller.room
+    response.headers["Cache-Control"] = NO_STORE
     return MeetingList(meetings=[_summary(m, state) for m in store.list_meetings(room, limit)])
 
 
-@router.get("/{meeting_id}", response_model=MeetingDetail, responses={404: {}})
-def meeting_detail(meeting_id: str, store: Store, state: State) -> MeetingDetail:
+@router.get("/{meeting_id}", response_model=MeetingDetail, responses={404: {"model": ErrorOut}})
+def meeting_detail(
+    meeting_id: str, caller: Authenticated, store: Store, state: State, response: Response
+) -> MeetingDetail:
     """A meeting's metadata and final segments."""
-    meeting, minutes = _load(store, meeting_id, state)
+    meeting, minutes = _load(store, meeting_id, caller)
+    response.headers["Cache-Control"] = NO_STORE
     return MeetingDetail(
         **_summary(meeting, state).model_dump(),
         duration_s=minutes.duration_s,
@@ -100,11 +119,12 @@ def meeting_detail(meeting_id: str, store: Store, state: State) -> MeetingDetail
     )
 
 
-@router.get("/{meeting_id}/minutes.{fmt}", responses={404: {}, 200: {
+@router.get("/{meeting_id}/minutes.{fmt}", responses={404: {"model": ErrorOut}, 200: {
     "content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}}})
 def meeting_minutes(
     meeting_id: str,
     fmt: str,
+    caller: Authenticated,
     store: Store,
     state: State,
     profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
@@ -112,6 +132,8 @@ def meeting_minutes(
     """The minutes as md, srt, vtt, json or rttm, named ``<room>-<YYYYMMDD-HHMM>.<fmt>``."""
     check_format(fmt)
     rules = rules_of(profile)
-    meeting, minutes = _load(store, meeting_id, state)
+    meeting, minutes = _load(store, meeting_id, caller)
     stem = download_stem(meeting.room, minutes.started_at)
-    return download(minutes, fmt, rules, stem)
+    out = download(minutes, fmt, rules, stem)
+    out.headers["Cache-Control"] = NO_STORE
+    return out
