@@ -1,8 +1,13 @@
-"""Publishes caption updates into a room, in the three forms of ``subtitles.protocol``.
+"""Publishes one track's caption updates into a room, in the three forms of
+``subtitles.protocol``.
 
-One publisher per room, one ordered queue per track. The queue is bounded by its drop policy:
-a newer interim of a segment replaces an older interim still waiting; finals are never dropped.
-A failed publish is logged (without text) and the next update goes on.
+One publisher per track, with one ordered queue. Text streams and ``greffier.captions``
+messages carry every interim and final; the queue is bounded by its drop policy (a newer
+interim of a segment replaces an older interim still waiting; finals are never dropped). The
+legacy ``publish_transcription`` path carries only :class:`AppendOnlyCaptions` pieces (final,
+never revised, one id each: what La Suite Meet can display); they are computed as updates
+arrive, so no coalescing loses one, and go out before the queued updates. A failed publish is
+logged (without text) and the next one goes on.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
+from collections.abc import Awaitable
 
 from livekit import rtc
 
 from greffier.core.log import get_logger
 from greffier.core.types import CaptionUpdate
+from greffier.subtitles.legacy import AppendOnlyCaptions
 from greffier.subtitles.live import CaptionQueue
 from greffier.subtitles.protocol import (
     TOPIC_CAPTIONS,
@@ -33,6 +41,8 @@ class TrackPublisher:
         self._room = room
         self._legacy = legacy
         self._queue = CaptionQueue()
+        self._pieces = AppendOnlyCaptions()
+        self._legacy_out: deque[CaptionUpdate] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self.published = 0
@@ -40,8 +50,13 @@ class TrackPublisher:
         self._task = asyncio.create_task(self._run())
 
     def enqueue(self, update: CaptionUpdate) -> None:
-        """Queue an update (see :class:`CaptionQueue` for the drop policy)."""
+        """Queue an update (see :class:`CaptionQueue` for the drop policy) and the legacy
+        piece it makes, if any."""
         self._queue.push(update)
+        if self._legacy:
+            piece = self._pieces.push(update)
+            if piece is not None:
+                self._legacy_out.append(piece)
         self._wake.set()
 
     async def aclose(self, timeout: float = 10.0) -> None:
@@ -55,6 +70,14 @@ class TrackPublisher:
 
     async def _run(self) -> None:
         while True:
+            if self._legacy_out:
+                piece = self._legacy_out.popleft()
+                await self._send(
+                    piece,
+                    "legacy piece",
+                    self._room.local_participant.publish_transcription(legacy_transcription(piece)),
+                )
+                continue
             if not self._queue:
                 if self._closed:
                     return
@@ -62,19 +85,28 @@ class TrackPublisher:
                 await self._wake.wait()
                 continue
             update = self._queue.pop()
-            if update is None:
-                continue
-            try:
-                t0 = time.monotonic()
-                await publish_caption(self._room, update, legacy=self._legacy)
-                self.published += 1
-                logger.debug("published %s %s in %.3f s (%d queued)", update.segment_id,
-                             "final" if update.final else "interim", time.monotonic() - t0,
-                             len(self._queue))
-            except (TimeoutError, rtc.ConnectError, RuntimeError, OSError) as e:
-                self.failed += 1
-                logger.warning("publishing segment %s failed: %s", update.segment_id,
-                               type(e).__name__)
+            if update is not None:
+                await self._send(
+                    update,
+                    "final" if update.final else "interim",
+                    publish_caption(self._room, update),
+                )
+
+    async def _send(self, update: CaptionUpdate, kind: str, sending: Awaitable[None]) -> None:
+        try:
+            t0 = time.monotonic()
+            await sending
+            self.published += 1
+            logger.debug(
+                "published %s %s in %.3f s (%d queued)",
+                update.segment_id,
+                kind,
+                time.monotonic() - t0,
+                len(self._queue) + len(self._legacy_out),
+            )
+        except (TimeoutError, rtc.ConnectError, RuntimeError, OSError) as e:
+            self.failed += 1
+            logger.warning("publishing %s %s failed: %s", kind, update.segment_id, type(e).__name__)
 
 
 def legacy_transcription(update: CaptionUpdate) -> rtc.Transcription:
@@ -95,8 +127,9 @@ def legacy_transcription(update: CaptionUpdate) -> rtc.Transcription:
     )
 
 
-async def publish_caption(room: rtc.Room, update: CaptionUpdate, *, legacy: bool = True) -> None:
-    """Send one update as a text stream, a legacy transcription and a JSON data message."""
+async def publish_caption(room: rtc.Room, update: CaptionUpdate) -> None:
+    """Send one update as a text stream and a JSON data message (the legacy path carries
+    :class:`AppendOnlyCaptions` pieces instead, see :class:`TrackPublisher`)."""
     local = room.local_participant
     writer = await local.stream_text(
         topic=TOPIC_TRANSCRIPTION,
@@ -105,8 +138,6 @@ async def publish_caption(room: rtc.Room, update: CaptionUpdate, *, legacy: bool
     )
     await writer.write(update.text)
     await writer.aclose()
-    if legacy:
-        await local.publish_transcription(legacy_transcription(update))
     await local.publish_data(
         CaptionMessage.from_update(update).to_bytes(), reliable=True, topic=TOPIC_CAPTIONS
     )
