@@ -194,6 +194,8 @@ class ReceivedCaption:
     track_sid: str = ""
     message: CaptionMessage | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    event_segments: int = 1
+    """Segments in the legacy event that carried this one (Meet drops events of several)."""
 
 
 class CaptionCollector:
@@ -245,6 +247,7 @@ class CaptionCollector:
                 speaker_identity=participant.identity if participant else "",
                 final=seg.final, text=seg.text,
                 track_sid=publication.sid if publication else "",
+                event_segments=len(segments),
             ))
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
