@@ -26,23 +26,65 @@ class Clip:
     audio_path: Path
     reference: str
     language: str
+    variant: str = ""
+    """Hard-set variant (``chained``, ``quiet``, ...); empty for the shared clips."""
+    group: str = ""
+    """Clips of one group are published at once, each by its own participant."""
+    utterances_path: Path | None = None
+    """JSON of per-utterance ``start``/``end`` (seconds in the clip); none: one utterance,
+    the clip's speech (Silero VAD)."""
 
     def audio(self) -> FloatArray:
         return read_audio(self.audio_path)
+
+    def utterances(self) -> list[tuple[float, float]]:
+        """``(start, end)`` of each utterance's speech, seconds in the clip."""
+        if self.utterances_path is None:
+            return [speech_bounds(self.audio())]
+        data = json.loads(self.utterances_path.read_text(encoding="utf-8"))
+        return [(float(u["start"]), float(u["end"])) for u in data["utterances"]]
+
+
+def read_manifest(path: Path, languages: tuple[str, ...] = ("en", "fr")) -> list[Clip]:
+    """The clips with reference transcripts of a manifest TSV (the shared one's columns, and
+    optionally ``variant``, ``group`` and ``utterances``); paths relative to the manifest."""
+    root = path.parent
+    with path.open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["kind"] == "transcript"]
+    return [
+        Clip(r["id"], root / r["audio"],
+             (root / r["reference"]).read_text(encoding="utf-8").strip(), r["language"],
+             variant=r.get("variant") or "", group=r.get("group") or "",
+             utterances_path=root / r["utterances"] if r.get("utterances") else None)
+        for r in rows
+        if r["language"] in languages
+    ]
 
 
 def transcript_clips(
     settings: Settings | None = None, languages: tuple[str, ...] = ("en", "fr")
 ) -> list[Clip]:
     """The shared recordings that have reference transcripts (the "visible clips")."""
-    root = (settings or Settings()).speech_data
-    with (root / "manifest.tsv").open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["kind"] == "transcript"]
-    return [
-        Clip(r["id"], root / r["audio"], (root / r["reference"]).read_text().strip(), r["language"])
-        for r in rows
-        if r["language"] in languages
-    ]
+    return read_manifest((settings or Settings()).speech_data / "manifest.tsv", languages)
+
+
+def load_set(
+    name: str, settings: Settings | None = None, languages: tuple[str, ...] = ("en", "fr")
+) -> tuple[list[Clip], Path]:
+    """The clips of ``shared`` (the shared recordings), ``hard`` (built by
+    :mod:`benchmarks.hardset`) or a manifest path, and the manifest they came from."""
+    settings = settings or Settings()
+    if name == "shared":
+        path = settings.speech_data / "manifest.tsv"
+    elif name == "hard":
+        from benchmarks.hardset import build
+
+        path = build(settings)
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise SystemExit(f"--set: {name} is neither shared, hard nor a manifest file")
+    return read_manifest(path, languages), path
 
 
 def speech_bounds(audio: FloatArray) -> tuple[float, float]:
@@ -87,11 +129,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, data: dict[str, Any], table: str) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` and ``results/<name>.md``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    js = RESULTS / f"{name}.json"
-    md = RESULTS / f"{name}.md"
+def write_results(
+    name: str, data: dict[str, Any], table: str, folder: Path | None = None
+) -> tuple[Path, Path]:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (or into ``folder``)."""
+    folder = folder or RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    js = folder / f"{name}.json"
+    md = folder / f"{name}.md"
     js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     md.write_text(table.rstrip() + "\n")
     return js, md
@@ -99,3 +144,63 @@ def write_results(name: str, data: dict[str, Any], table: str) -> tuple[Path, Pa
 
 def fmt(v: float | None, unit: str = "", digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER with the project's own normaliser (``greffier.core.text``): the "raw" WER,
+    comparable with the figures published before the standard normalisers."""
+    from greffier.core.text import word_error_rate
+
+    return round(word_error_rate(references, hypotheses).wer, 4)
+
+
+def normalised_wer(
+    references: list[str], hypotheses: list[str], language: str | list[str]
+) -> float | None:
+    """Corpus WER through ``jiwer`` after the standard normaliser of each pair's language
+    (Whisper's English one, the documented French one: ``greffier.evaluation``); ``None``
+    while that module is not available."""
+    try:
+        import jiwer
+
+        from greffier.evaluation.normalize import normalize
+    except ImportError:
+        return None
+    langs = [language] * len(references) if isinstance(language, str) else language
+    pairs = [(normalize(r, lang), normalize(h, lang))
+             for r, h, lang in zip(references, hypotheses, langs, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    if not pairs:
+        return None
+    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
+    return round(float(out.wer), 4)
+
+
+def offline_transcripts(
+    clips: list[Clip], settings: Settings, beam_size: int = 5
+) -> dict[str, str]:
+    """Offline faster-whisper (``WhisperDecoder.transcribe``, the same model, the clip's
+    language given, beam 5) on each clip: the accuracy reference. Cached per audio file,
+    language and model under ``<cache>/bench-offline``."""
+    import hashlib
+
+    cache = settings.cache_dir / "bench-offline"
+    cache.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    decoder = None
+    for clip in clips:
+        key = hashlib.sha256(clip.audio_path.read_bytes())
+        key.update(f"|{clip.language}|{settings.asr.model}|{beam_size}".encode())
+        path = cache / f"{key.hexdigest()[:24]}.txt"
+        if path.is_file():
+            out[clip.id] = path.read_text(encoding="utf-8")
+            continue
+        if decoder is None:
+            from greffier.asr.whisper import WhisperDecoder
+
+            decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
+        text = " ".join(h.text.strip() for h in decoder.transcribe(
+            clip.audio(), language=clip.language, beam_size=beam_size))
+        path.write_text(text, encoding="utf-8")
+        out[clip.id] = text
+    return out

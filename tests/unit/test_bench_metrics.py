@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.hardset import phone_band, quiet
+from benchmarks.metrics import (
+    CaptionEvent,
+    TimedFinal,
+    latency_by_length,
+    length_bucket,
+    median_of_runs,
+    repeated_phrases,
+    retracted_segments,
+    utterance_final_latency,
+)
+
+pytestmark = pytest.mark.unit
+
+JEAN_REF = ("Jean-Carlos Díaz a été blessé peu après le démarrage. La course a continué "
+            "sans lui.")
+
+
+def test_a_sentence_said_twice_with_the_second_copy_truncated_counts_once() -> None:
+    # The French final of issue 8: the second copy stops mid-word.
+    hyp = ("Jean-Carlos Díaz a été blessé peu après le démarrage. "
+           "Jean-Carlos Díaz a été blessé peu après le démarr")
+    phrases = repeated_phrases(JEAN_REF, hyp)
+    assert phrases == ["jean carlos díaz a été blessé peu après le"]
+
+
+def test_a_repeat_across_the_seam_of_two_finals_that_differs_by_a_word() -> None:
+    ref = "the quick brown fox jumps over the lazy dog near the river bank today"
+    finals = ["The quick brown fox jumps over the lazy dog", "the quick brown cat jumps "
+              "over the lazy dog near the river bank today."]
+    assert repeated_phrases(ref, " ".join(finals)) == ["jumps over the lazy dog"]
+
+
+def test_a_copy_that_differs_by_one_word_inside_is_one_phrase() -> None:
+    ref = "we will meet at the station at nine tomorrow morning and then go"
+    hyp = ("we will meet at the station at nine tomorrow morning "
+           "we will meet at a station at nine tomorrow morning and then go")
+    assert repeated_phrases(ref, hyp) == ["we will meet at a station at nine tomorrow morning"]
+
+
+def test_a_phrase_the_reference_says_twice_is_not_a_repeat() -> None:
+    ref = "I said it once. I said it once again, and I said it once more."
+    assert repeated_phrases(ref, ref) == []
+    assert repeated_phrases("", "") == []
+
+
+def test_a_hallucinated_loop_absent_from_the_reference_counts() -> None:
+    hyp = "hello there thank you for watching thank you for watching"
+    assert repeated_phrases("hello there", hyp) == ["thank you for watching"]
+
+
+def test_short_repeats_below_the_phrase_length_are_ignored() -> None:
+    # "ten of clubs" twice is three words: not a phrase by the default rule, one at n=3.
+    assert repeated_phrases("ten of clubs", "ten of clubs ten of clubs") == []
+    assert repeated_phrases("ten of clubs", "ten of clubs ten of clubs", n=3) == [
+        "ten of clubs"]
+
+
+def test_two_separate_repeats_are_two_phrases() -> None:
+    ref = "alpha beta gamma delta one two three four five six seven eight nine ten"
+    hyp = ("alpha beta gamma delta alpha beta gamma delta one two three four five six seven "
+           "eight nine ten seven eight nine ten")
+    assert repeated_phrases(ref, hyp) == ["alpha beta gamma delta", "seven eight nine ten"]
+
+
+def test_retracted_segments_are_interims_followed_by_an_empty_final() -> None:
+    events = [
+        CaptionEvent("a", False, "Printing"),
+        CaptionEvent("a", False, "Printing Printing in the only sense"),
+        CaptionEvent("a", True, ""),          # shown, then gone: retracted
+        CaptionEvent("b", False, "hello"),
+        CaptionEvent("b", True, "hello world"),
+        CaptionEvent("c", True, ""),          # nothing was shown: not retracted
+        CaptionEvent("d", False, ""),
+        CaptionEvent("d", True, ""),          # only empty interims: not retracted
+        CaptionEvent("e", False, "left behind"),  # never finalised
+    ]
+    assert retracted_segments(events) == (["a"], ["e"])
+
+
+def test_utterance_latency_is_the_first_final_reaching_its_end() -> None:
+    finals = [TimedFinal(0.0, 4.0, 5.5), TimedFinal(4.1, 9.7, 10.9),
+              TimedFinal(4.1, 12.0, 13.0)]
+    # first utterance ends at 4.2: the first final (ends 4.0, within tolerance) covers it
+    assert utterance_final_latency(finals, 0.0, 4.2) == pytest.approx(1.3)
+    # second ends at 10.0: the final ending at 9.7 covers it (0.3 s short)
+    assert utterance_final_latency(finals, 4.3, 10.0) == pytest.approx(0.9)
+    # an utterance ending at 12.0: the third final, arriving 1.0 s later
+    assert utterance_final_latency(finals, 10.2, 12.0) == pytest.approx(1.0)
+    # a final whose words stop well short of the end still counts, from inside
+    assert utterance_final_latency([TimedFinal(1.0, 2.0, 4.0)], 0.5, 3.0) == pytest.approx(1.0)
+    # nothing reaches an utterance at 20 s
+    assert utterance_final_latency(finals, 18.0, 20.0) is None
+
+
+def test_latency_by_utterance_length() -> None:
+    assert [length_bucket(d) for d in (0.5, 2.99, 3.0, 8.0, 15.0)] == [
+        "<3s", "<3s", "3-8s", ">8s", ">8s"]
+    out = latency_by_length([(1.0, 0.5), (2.0, None), (5.0, 1.0), (6.0, 3.0), (12.0, 2.0)])
+    assert out["<3s"] == {"utterances": 2, "without_final": 1, "p50_s": 0.5, "p95_s": 0.5}
+    assert out["3-8s"]["p50_s"] == 2.0 and out["3-8s"]["utterances"] == 2
+    assert out[">8s"]["p95_s"] == 2.0
+
+
+def test_median_of_runs_key_by_key() -> None:
+    runs = [
+        {"p50": 1.0, "count": 0, "by": {"en": 0.1, "fr": 0.3}, "ids": ["x"], "none": None},
+        {"p50": 3.0, "count": 2, "by": {"en": 0.2, "fr": None}, "ids": [], "none": None},
+        {"p50": 2.0, "count": 1, "by": {"en": 0.3, "fr": 0.5}, "ids": [], "none": None},
+    ]
+    assert median_of_runs(runs) == {"p50": 2.0, "count": 1, "by": {"en": 0.2, "fr": 0.4},
+                                    "ids": ["x"], "none": None}
+
+
+def test_quiet_and_phone_band_transforms() -> None:
+    t = np.arange(16_000) / 16_000
+    low, mid, high = (np.sin(2 * np.pi * f * t) for f in (100.0, 1000.0, 6000.0))
+    audio = (0.3 * (low + mid + high)).astype(np.float32)
+    q = quiet(audio)
+    assert 20 * np.log10(np.max(np.abs(q))) == pytest.approx(-40.0, abs=0.01)
+    p = phone_band(audio)
+    assert p.size == audio.size and p.dtype == np.float32
+
+    def power(x: np.ndarray, f: float) -> float:
+        spec = np.abs(np.fft.rfft(x[2000:-2000]))
+        freqs = np.fft.rfftfreq(x[2000:-2000].size, 1 / 16_000)
+        return float(spec[np.argmin(np.abs(freqs - f))])
+
+    # the 1 kHz tone passes; 100 Hz and 6 kHz are cut by more than 20 dB relative to it
+    assert power(p, 6000.0) < 0.1 * power(p, 1000.0)
+    assert power(p, 100.0) < 0.1 * power(p, 1000.0)
