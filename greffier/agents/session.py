@@ -1,4 +1,10 @@
-"""A room's session: when the meeting ends, what a request for minutes does."""
+"""A room's session: when the meeting ends, what a control request does.
+
+The meeting ends (last finals stored, shared microphones refined, minutes written, record
+ended) when everyone has left for ``linger_s``, on an allowed ``greffier.control`` request
+(see :mod:`greffier.subtitles.control`), or when the server removes the captioner or deletes
+the room (``DELETE /api/rooms/{room}/captions`` does either). A worker that stops leaves the
+record live, to be continued."""
 
 from __future__ import annotations
 
@@ -14,12 +20,14 @@ from greffier.agents.meeting import MeetingRecorder, in_store_thread
 from greffier.core.config import Settings
 from greffier.core.log import get_logger
 from greffier.core.types import TranscriptSegment
+from greffier.subtitles.control import CONTROL_TOPIC, allowed_sender, parse_request
 
 logger = get_logger("agents.session")
 
-CONTROL_TOPIC = "greffier.control"
-"""Data topic of requests to the captioner: ``{"action": "minutes"}`` writes the minutes now,
-``{"action": "end"}`` ends the meeting (minutes, then the captioner leaves)."""
+__all__ = ["CONTROL_TOPIC", "MINUTES_TOPIC", "MeetingSession"]
+
+REMOVED_REASONS = ("PARTICIPANT_REMOVED", "ROOM_DELETED", "ROOM_CLOSED")
+"""Disconnect reasons that end the meeting (the server removed the captioner or the room)."""
 MINUTES_TOPIC = "greffier.minutes"
 """Data topic of the captioner's answer: ``{"meeting_id": ..., "files": [...]}``."""
 
@@ -35,7 +43,16 @@ class MeetingSession:
         self.captioner: RoomCaptioner | None = None
         self._linger: asyncio.Task[None] | None = None
         self._ending = False
+        self._removed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        ctx.room.on("disconnected", self._on_disconnected)
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        name = rtc.DisconnectReason.Name(reason) if isinstance(reason, int) else str(reason)
+        if name in REMOVED_REASONS:
+            logger.info("meeting %s: the server removed the captioner (%s)",
+                        self.recorder.meeting.id, name)
+            self._removed = True
 
     def humans_changed(self, count: int) -> None:
         if count > 0:
@@ -51,24 +68,38 @@ class MeetingSession:
         await self.end("everyone left")
 
     def on_data(self, packet: rtc.DataPacket) -> None:
+        """Obey a ``greffier.control`` request signed with the API secret or sent by an
+        allowed participant; ignore (and log, without names) any other."""
         if packet.topic != CONTROL_TOPIC:
             return
-        try:
-            action = json.loads(packet.data).get("action")
-        except (ValueError, AttributeError):
+        lk = self.settings.livekit
+        request = parse_request(packet.data, self.recorder.meeting.room,
+                                lk.api_secret.get_secret_value())
+        if request is None:
             logger.warning("ignoring a malformed control message")
             return
-        if action == "minutes":
+        sender = packet.participant.identity if packet.participant is not None else None
+        if not request.signed and not allowed_sender(
+            sender, self.settings.agent.control_identities
+        ):
+            logger.warning("ignoring a %r control request from a sender that may not send one",
+                           request.action)
+            return
+        if request.action == "minutes":
             self._spawn(self._minutes_now())
-        elif action == "end":
-            self._spawn(self.end("requested"))
         else:
-            logger.warning("unknown control action")
+            self._spawn(self.end("requested"))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("meeting %s: a control request failed", self.recorder.meeting.id,
+                         exc_info=task.exception())
 
     async def _minutes_now(self) -> None:
         paths = await self.recorder.write_minutes(end=False)
@@ -85,14 +116,19 @@ class MeetingSession:
         """Store the last finals, refine shared microphones, write the minutes, leave."""
         if self._ending:
             return
+        paths = await self._finish(reason)
+        await self._announce(paths)
+        self.ctx.shutdown(f"meeting ended: {reason}")
+
+    async def _finish(self, reason: str) -> list[Any]:
         self._ending = True
+        if self._linger is not None:
+            self._linger.cancel()
         logger.info("meeting %s ends (%s)", self.recorder.meeting.id, reason)
         if self.captioner is not None:
             await self.captioner.aclose()
             await self._refine()
-        paths = await self.recorder.write_minutes(end=True)
-        await self._announce(paths)
-        self.ctx.shutdown(f"meeting ended: {reason}")
+        return await self.recorder.write_minutes(end=True)
 
     async def _refine(self) -> None:
         assert self.captioner is not None
@@ -112,8 +148,13 @@ class MeetingSession:
             await self.recorder.replace_segments(refined)
 
     async def aclose(self) -> None:
-        """Job shutdown (worker stopping or meeting ended): keep every final stored."""
+        """Job shutdown: keep every final stored; when the server removed the captioner or
+        the room, also end the meeting (minutes written, record ended)."""
         if self._linger is not None:
             self._linger.cancel()
-        if self.captioner is not None and not self._ending:
+        if self._ending:
+            return
+        if self._removed:
+            await self._finish("removed by the server")
+        elif self.captioner is not None:
             await self.captioner.aclose()

@@ -71,6 +71,20 @@ class ViewerToken(_Out):
     identity: str
 
 
+class CaptionStatus(_Out):
+    room: str
+    captioning: bool
+    """A greffier captioner is in the room."""
+    since: datetime | None = None
+    """When the captioner joined."""
+    meeting_id: str | None = None
+    """The room's latest meeting record (live while captioning; ended once stopped)."""
+    live: bool = False
+    """That record is still open."""
+    speakers: list[str] = Field(default_factory=list)
+    """Who has spoken so far in that meeting, in order of first final."""
+
+
 JobStatus = Literal["queued", "running", "done", "failed"]
 
 
