@@ -1,31 +1,55 @@
-"""Batch transcription of uploaded recordings: a job per upload, polled until done."""
+"""Batch transcription of uploaded recordings: a job per upload, polled until done (operator
+key). Jobs and their minutes live in the store and survive a restart (``service.jobs``)."""
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from greffier.core.log import get_logger
-from greffier.service.export import (
-    check_format,
-    download,
-    local_time,
-    safe_name,
-)
+from greffier.service.auth import require_operator
+from greffier.service.export import check_format, download, local_time, safe_name
 from greffier.service.jobs import DONE, FAILED, Job, QueueFullError, new_job_id
+from greffier.service.languages import whisper_language
 from greffier.service.routers.meetings import rules_of
 from greffier.service.schemas import JobOut
 from greffier.service.state import ServiceState, get_state
+from greffier.service.uploads import (
+    UploadError,
+    client_name,
+    keep_upload,
+    open_jobs,
+    read_form,
+    stored_name,
+    upload_slot,
+)
 from greffier.subtitles.formats import FORMATS
 
 logger = get_logger("service.transcriptions")
 
-router = APIRouter(prefix="/api/transcriptions", tags=["transcriptions"])
+
+@asynccontextmanager
+async def _open_jobs_at_start(app: FastAPI) -> AsyncIterator[None]:
+    """Open the job queue on the store when the service starts, so that jobs a restart
+    interrupted run again without waiting for a request."""
+    try:
+        await run_in_threadpool(open_jobs, app.state.greffier)
+    except UploadError:
+        pass  # logged; the first request tries again and answers 503
+    yield
+
+
+router = APIRouter(prefix="/api/transcriptions", tags=["transcriptions"],
+                   dependencies=[Depends(require_operator)], lifespan=_open_jobs_at_start)
 
 State = Annotated[ServiceState, Depends(get_state)]
 
@@ -41,8 +65,19 @@ REFUSED_TYPES = frozenset({
 """Content types that are certainly no recording (415 at once). Anything else, a missing or
 ``application/octet-stream`` type included, goes to FFmpeg, whose verdict is final."""
 
-COPY_CHUNK = 1 << 20
-LANGUAGE_PATTERN = r"^(auto|[a-z]{2,3}(-[a-zA-Z]{2,4})?)$"
+FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "a recording FFmpeg can read"},
+        "diarize": {"type": "boolean", "default": False, "description": "tell speakers apart"},
+        "language": {"type": "string", "default": "auto", "maxLength": 32,
+                     "description": "auto, or a Whisper language (fr, en, fr-CA, french...)"},
+    },
+}
+"""The form, as the OpenAPI schema shows it (the route reads the body itself, after taking
+an upload slot)."""
 
 
 def _refused(content_type: str | None) -> bool:
@@ -52,7 +87,25 @@ def _refused(content_type: str | None) -> bool:
     return kind.startswith(REFUSED_TYPE_PREFIXES) or kind in REFUSED_TYPES
 
 
-def _out(job: Job, position: int | None, state: ServiceState) -> JobOut:
+def _invalid(field: str, message: str, value: object = None, kind: str = "value_error") -> (
+    RequestValidationError
+):
+    return RequestValidationError([{
+        "type": kind, "loc": ("body", field), "msg": message,
+        "input": value if isinstance(value, str | None) else str(value),
+    }])
+
+
+def _bool(field: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("", "false", "0", "no", "off"):
+        return False
+    if text in ("true", "1", "yes", "on"):
+        return True
+    raise _invalid(field, "Input should be a valid boolean", value, "bool_parsing")
+
+
+def _out(job: Job, position: int | None) -> JobOut:
     def when(t: float | None) -> datetime | None:
         return local_time(t) if t is not None else None
 
@@ -67,68 +120,82 @@ def _out(job: Job, position: int | None, state: ServiceState) -> JobOut:
     )
 
 
-def _save(upload: UploadFile, dest: Path, limit: int) -> int:
-    """Copy the upload to ``dest``; 413 (and nothing kept) when it exceeds ``limit`` bytes."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    size = 0
-    try:
-        with dest.open("wb") as out:
-            upload.file.seek(0)
-            while chunk := upload.file.read(COPY_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(
-                        413, detail=f"the upload is larger than {limit / 1e6:g} MB "
-                        "(GREFFIER_SERVICE__MAX_UPLOAD_MB sets the limit)",
-                    )
-                out.write(chunk)
-    except BaseException:
-        shutil.rmtree(dest.parent, ignore_errors=True)
-        raise
-    return size
-
-
 @router.post("", status_code=202, response_model=JobOut, responses={
     413: {"description": "the upload is too large"},
     415: {"description": "the upload is certainly no audio or video"},
+    422: {"description": "a field is missing or invalid (an unknown language)"},
     429: {"description": "the queue is full; retry later"},
-})
-def create_transcription(
-    state: State,
-    response: Response,
-    file: Annotated[UploadFile, File(description="a recording FFmpeg can read")],
-    diarize: Annotated[bool, Form(description="tell speakers apart")] = False,
-    language: Annotated[str, Form(pattern=LANGUAGE_PATTERN,
-                                  description="auto, or a code such as fr or en")] = "auto",
-) -> JobOut:
-    """Queue the transcription of a recording; poll ``GET /api/transcriptions/{id}``."""
+    503: {"description": "too many uploads are being received, or the store is down"},
+}, openapi_extra={"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": FORM_SCHEMA},
+}}})
+async def create_transcription(request: Request, state: State, response: Response) -> JobOut:
+    """Queue the transcription of a recording (multipart: ``file``, ``diarize``,
+    ``language``); poll ``GET /api/transcriptions/{id}``. At most
+    ``max_uploads_in_flight`` uploads are received at once (503 before the body is read)."""
+    try:
+        queue = await run_in_threadpool(open_jobs, state)
+        async with upload_slot(queue):
+            form = await read_form(request, state.max_upload_bytes)
+            try:
+                return await _queue_upload(form, state, response)
+            finally:
+                await form.close()
+    except UploadError as e:
+        raise e.http() from None
+
+
+async def _queue_upload(form: Any, state: ServiceState, response: Response) -> JobOut:
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise _invalid("file", "Field required", None, "missing")
+    diarize = _bool("diarize", form.get("diarize"))
+    given = form.get("language")
+    language = whisper_language(given if isinstance(given, str) else None)
+    if language is None:
+        raise _invalid("language", "not a language Whisper knows; give auto or a code such as "
+                       "fr or en", given)
     if _refused(file.content_type):
         raise HTTPException(415, detail=f"{file.content_type} is not audio or video; upload a "
                             "recording (any format FFmpeg reads)")
     job_id = new_job_id()
-    name = file.filename or "recording"
-    dest = state.upload_dir / job_id / safe_name(Path(name).name, "recording")
-    _save(file, dest, state.max_upload_bytes)
+    name = client_name(file)
+    dest = state.upload_dir / job_id / stored_name(name)
+    await keep_upload(file, dest, state.max_upload_bytes)
     job = Job(id=job_id, filename=name, path=dest, diarize=diarize, language=language,
               created_at=time.time())
     try:
-        state.jobs.submit(job)
+        await run_in_threadpool(state.jobs.submit, job)
     except QueueFullError as e:
-        shutil.rmtree(dest.parent, ignore_errors=True)
+        await run_in_threadpool(_discard, dest)
         raise HTTPException(429, detail=str(e), headers={"Retry-After": "30"}) from e
     logger.info("job %s queued", job_id)
     response.headers["Location"] = f"/api/transcriptions/{job_id}"
+    found = await run_in_threadpool(state.jobs.get, job_id)
+    return _out(*(found or (job, None)))
+
+
+def _discard(dest: Path) -> None:
+    import shutil
+
+    shutil.rmtree(dest.parent, ignore_errors=True)
+
+
+def _job(state: ServiceState, job_id: str) -> tuple[Job, int | None]:
+    try:
+        open_jobs(state)
+    except UploadError as e:
+        raise e.http() from None
     found = state.jobs.get(job_id)
-    return _out(*(found or (job, None)), state)
+    if found is None:
+        raise HTTPException(404, detail=f"no transcription job {job_id!r}")
+    return found
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: {}})
 def transcription_status(job_id: str, state: State) -> JobOut:
     """Where a job stands: queued, running, done (with result links) or failed (with why)."""
-    found = state.jobs.get(job_id)
-    if found is None:
-        raise HTTPException(404, detail=f"no transcription job {job_id!r}")
-    return _out(*found, state)
+    return _out(*_job(state, job_id))
 
 
 @router.get("/{job_id}/result.{fmt}", responses={404: {}, 409: {}})
@@ -141,14 +208,13 @@ def transcription_result(
     """The minutes of a finished job as md, srt, vtt, json or rttm."""
     check_format(fmt)
     rules = rules_of(profile)
-    found = state.jobs.get(job_id)
-    if found is None:
-        raise HTTPException(404, detail=f"no transcription job {job_id!r}")
-    job = found[0]
+    job = _job(state, job_id)[0]
     if job.status == FAILED:
         raise HTTPException(409, detail=f"the job failed: {job.error}")
     if job.status != DONE or job.minutes is None:
         raise HTTPException(409, detail=f"the job is {job.status}; poll "
                             f"/api/transcriptions/{job_id} until it is done")
-    stem = safe_name(Path(job.filename).stem, "recording")
-    return download(job.minutes, fmt, rules, stem)
+    stem = safe_name(Path(job.filename).stem, "recording")[:96]
+    response = download(job.minutes, fmt, rules, stem)
+    response.headers["Cache-Control"] = "no-store"
+    return response
