@@ -13,9 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
+from greffier.core.log import get_logger
 from greffier.service.auth import AUTH_RESPONSES, VIEWER_ATTRIBUTE, RoomMember
 from greffier.service.schemas import ViewerToken
 from greffier.service.state import ServiceState, get_state
+
+logger = get_logger("service.live")
 
 router = APIRouter(tags=["live captions"])
 
@@ -46,9 +49,11 @@ async def livekit_client(state: State) -> Response:
     """The livekit-client browser bundle, fetched by ``scripts/fetch-web-deps``."""
     bundle = state.livekit_bundle()
     if bundle is None:
+        # Public route: the folder goes to the log, not to the caller.
+        logger.warning("the livekit-client bundle is missing from %s", state.livekit_client_dir)
         return PlainTextResponse(
-            f"the livekit-client browser bundle is missing from {state.livekit_client_dir}: "
-            "run scripts/fetch-web-deps (or set GREFFIER_SERVICE__WEB_ASSETS_DIR)",
+            "the livekit-client browser bundle is missing: run scripts/fetch-web-deps "
+            "(or set GREFFIER_SERVICE__WEB_ASSETS_DIR)",
             status_code=503,
         )
     return FileResponse(bundle, media_type="text/javascript")
