@@ -14,8 +14,14 @@ CPU), every system fed at real-time pace and scored by ``benchmarks/snapshots.py
 Then greffier's capacity: N streams at once, in real time, on one engine, for N = 1, 2, ...
 until the p95 final latency passes 2 s; memory per added stream.
 
-Run: ``.venv/bin/python -m benchmarks.streaming [--skip-peers] [--languages en,fr]``.
-Writes ``benchmarks/results/streaming.json`` and ``streaming.md``.
+``--set`` picks the clips: ``shared`` (the shared recordings), ``hard`` (the hard set of
+:mod:`benchmarks.hardset`; each track of an overlap replayed on its own) or a manifest path.
+For greffier's runs it also reports the final latency per utterance and by utterance length,
+retracted segments, clips without a final and repeated phrases (:mod:`benchmarks.metrics`).
+
+Run: ``.venv/bin/python -m benchmarks.streaming [--set shared] [--skip-peers]
+[--languages en,fr]``. Writes ``benchmarks/results/streaming.json`` and ``streaming.md``
+(``streaming_hard`` for the hard set).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -37,20 +44,30 @@ import psutil
 from benchmarks.common import (
     Clip,
     fmt,
+    load_set,
     machine,
+    normalised_wer,
     percentile,
     speech_bounds,
-    transcript_clips,
     write_results,
+)
+from benchmarks.metrics import (
+    CaptionEvent,
+    TimedFinal,
+    latency_by_length,
+    repeated_phrases,
+    retracted_segments,
+    utterance_final_latency,
 )
 from benchmarks.snapshots import Snapshot, score, snapshots_from_replay
 from greffier.asr.engine import InferenceEngine, engine_for
-from greffier.asr.replay import replay
+from greffier.asr.replay import ReplayResult, replay
 from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
 from greffier.asr.whisper import WhisperDecoder
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.config import Settings
 from greffier.core.text import word_error_rate
+from greffier.core.types import TranscriptEventType
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
 PEER_VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "greffier" / "peers"
@@ -82,6 +99,11 @@ def summarize(name: str, clips: list[Clip], snaps: dict[str, list[Snapshot]],
         sel = [c for c in clips if c.language == lang]
         out["wer_by_language"][lang] = round(word_error_rate(
             [c.reference for c in sel], [scores[c.id].final_text for c in sel]).wer, 4)
+    out["wer_normalised_by_language"] = {
+        lang: normalised_wer([c.reference for c in clips if c.language == lang],
+                             [scores[c.id].final_text for c in clips if c.language == lang],
+                             lang)
+        for lang in sorted({c.language for c in clips})}
     print(f"{name}: WER {out['wer']:.3f} first {out['first_interim_latency_p50_s']} "
           f"final {out['final_latency_p50_s']}/{out['final_latency_p95_s']} "
           f"flicker {out['flicker']}", flush=True)
@@ -92,7 +114,8 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-async def run_greffier(engine: InferenceEngine, clips: list[Clip], settings: Settings) -> (
+async def run_greffier(engine: InferenceEngine, clips: list[Clip], settings: Settings,
+                       replays: dict[str, ReplayResult] | None = None) -> (
     dict[str, list[Snapshot]]
 ):
     out = {}
@@ -101,7 +124,46 @@ async def run_greffier(engine: InferenceEngine, clips: list[Clip], settings: Set
         result = await replay(clip.audio(), lambda o=opts: StreamingTranscriber(engine, o),
                               realtime=True, tail_silence_s=3.0)
         out[clip.id] = snapshots_from_replay(result)
+        if replays is not None:
+            replays[clip.id] = result
     return out
+
+
+def replay_figures(clips: list[Clip], replays: dict[str, ReplayResult],
+                   utterances: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+    """Per-utterance latency, lost and repeated captions of greffier's replays."""
+    samples: list[tuple[float, float | None]] = []
+    retracted = left = 0
+    without_final: list[str] = []
+    repeated: dict[str, list[str]] = {}
+    for clip in clips:
+        result = replays[clip.id]
+        finals = [TimedFinal(e.event.start, e.event.end, e.time) for e in result.finals
+                  if e.event.text]
+        for s, e in utterances[clip.id]:
+            samples.append((e - s, utterance_final_latency(finals, s, e)))
+        r, lf = retracted_segments(
+            CaptionEvent(str(e.event.segment_index),
+                         e.event.type is TranscriptEventType.FINAL, e.event.text)
+            for e in result.events
+            if e.event.type in (TranscriptEventType.INTERIM, TranscriptEventType.FINAL))
+        retracted += len(r)
+        left += len(lf)
+        if not finals:
+            without_final.append(clip.id)
+        phrases = repeated_phrases(clip.reference, result.final_text())
+        if phrases:
+            repeated[clip.id] = phrases
+    lat = [v for _, v in samples if v is not None]
+    return {
+        "utterance_final_latency_p50_s": _r(percentile(lat, 50)),
+        "utterance_final_latency_p95_s": _r(percentile(lat, 95)),
+        "final_latency_by_utterance_length": latency_by_length(samples),
+        "retracted_segments": retracted, "segments_left_interim": left,
+        "clips_without_final": len(without_final), "clips_without_final_ids": without_final,
+        "repeated_phrases": sum(len(v) for v in repeated.values()),
+        "repeated_phrases_by_clip": repeated,
+    }
 
 
 def run_offline(decoder: WhisperDecoder, clips: list[Clip]) -> dict[str, Any]:
@@ -127,11 +189,16 @@ def run_offline(decoder: WhisperDecoder, clips: list[Clip]) -> dict[str, Any]:
         sel = [c for c in clips if c.language == lang]
         res["wer_by_language"][lang] = round(word_error_rate(
             [c.reference for c in sel], [hyps[c.id] for c in sel]).wer, 4)
+    res["wer_normalised_by_language"] = {
+        lang: normalised_wer([c.reference for c in clips if c.language == lang],
+                             [hyps[c.id] for c in clips if c.language == lang], lang)
+        for lang in sorted({c.language for c in clips})}
     print(f"offline: WER {res['wer']:.3f}", flush=True)
     return res
 
 
-def run_peer(system: str, clips: list[Clip], model_dir: str) -> dict[str, Any]:
+def run_peer(system: str, clips: list[Clip], model_dir: str,
+             bounds: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
     python = PEER_VENVS / system / "venv" / "bin" / "python"
     if not python.is_file():
         return {"error": f"not installed: run benchmarks/peers/setup.sh ({python} missing)"}
@@ -163,7 +230,7 @@ def run_peer(system: str, clips: list[Clip], model_dir: str) -> dict[str, Any]:
         out_path.unlink()
     by_id = {c.audio_path.stem: c.id for c in clips}
     snaps = {by_id.get(k, k): v for k, v in snaps.items()}
-    bounds = {c.id: speech_bounds(c.audio()) for c in clips}
+    bounds = bounds or {c.id: speech_bounds(c.audio()) for c in clips}
     res = summarize(system, clips, snaps, bounds)
     res.update(meta)
     return res
@@ -288,6 +355,18 @@ def table(res: dict[str, Any]) -> str:
     notes.append("- Flicker: displayed words later rewritten, per final word. WhisperLive's "
                  "finals are late because it commits a segment only once its buffer has moved "
                  "on (the clip's last segment at its end-of-stream timeout).")
+    held = []
+    for name, sy in res["systems"].items():
+        if "retracted_segments" not in sy:
+            continue
+        b = sy["final_latency_by_utterance_length"]
+        held.append(
+            f"| {name} | {fmt(sy['utterance_final_latency_p50_s'], ' s')} / "
+            f"{fmt(sy['utterance_final_latency_p95_s'], ' s')} | "
+            + " | ".join(f"{fmt(b[k]['p50_s'], ' s')} / {fmt(b[k]['p95_s'], ' s')} "
+                         f"({b[k]['utterances']})" for k in ("<3s", "3-8s", ">8s"))
+            + f" | {sy['retracted_segments']} | {sy['clips_without_final']} "
+            f"| {sy['repeated_phrases']} |")
     cap_rows = "\n".join(
         f"| {r['streams']} | {fmt(r['final_latency_p50_s'], ' s')} | {fmt(r['final_latency_p95_s'], ' s')} "
         f"| {r['interims_shown']} | {r['interims_dropped']} + {r['interims_superseded']} | {r['peak_rss_mb']} MB |"
@@ -296,12 +375,21 @@ def table(res: dict[str, Any]) -> str:
 
 Model `{res['model']}` ({res['device']}) for every system, the same {res['clips']} clips
 ({', '.join(f'{k}: {v}' for k, v in res['clips_by_language'].items())}) fed in real time;
-{m['cores']} cores ({m['cpu']}), {m['date']}. Produced by `python -m benchmarks.streaming`;
+{m['cores']} cores ({m['cpu']}), {m['date']}. Produced by
+`python -m benchmarks.streaming --set {res.get('set', 'shared')}` (manifest `{res.get('manifest', 'manifest.tsv')}`);
 scoring in `benchmarks/snapshots.py` (latencies from the clip's first/last speech by Silero VAD).
 
 | system | WER | first interim p50 | final p50 | final p95 | flicker | version / note |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
+
+Captions held (greffier; `benchmarks/metrics.py`): final after the end of each utterance,
+p50 / p95 (utterances), by utterance length; segments retracted (interims shown, final empty),
+clips without a final, repeated phrases.
+
+| system | final per utterance | < 3 s | 3-8 s | > 8 s | retracted | without final | repeated |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(held)}
 
 | goal | measured | target |
 |---|---|---|
@@ -320,6 +408,9 @@ above 2 speakers, see `InferenceEngine.interim_spacing`):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", default="shared",
+                        help="shared, hard, or the path of a manifest TSV")
+    parser.add_argument("--only", help="regular expression on clip ids (smoke runs)")
     parser.add_argument("--languages", default="en,fr")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-capacity", action="store_true")
@@ -328,48 +419,67 @@ def main() -> int:
     parser.add_argument("--capacity-only", action="store_true",
                         help="only the capacity run (e.g. on a GPU machine)")
     parser.add_argument("--max-streams", type=int, default=8)
-    parser.add_argument("--output", default="streaming",
-                        help="results/<name>.json and .md (streaming_gpu on a GPU machine)")
+    parser.add_argument("--output",
+                        help="results/<name>.json and .md (default streaming, streaming_hard "
+                             "for the hard set; streaming_gpu on a GPU machine)")
+    parser.add_argument("--results-dir", type=Path, default=None)
     args = parser.parse_args()
     settings = Settings()
-    clips = transcript_clips(settings, tuple(args.languages.split(",")))
+    languages = tuple(args.languages.split(","))
+    clips, manifest = load_set(args.set, settings, languages)
+    if args.only:
+        clips = [c for c in clips if re.search(args.only, c.id)]
     if args.limit:
         clips = clips[: args.limit]
+    capacity_clips = clips if args.set == "shared" else load_set("shared", settings)[0]
+    output = args.output or {"shared": "streaming", "hard": "streaming_hard"}.get(
+        args.set, f"streaming_{Path(args.set).stem}")
+    utterances = {c.id: c.utterances() for c in clips}
     decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
     engine = engine_for(decoder, settings.asr.max_batch_size)
     batch = engine.max_batch_size
-    bounds = {c.id: speech_bounds(c.audio()) for c in clips}
+    bounds = {c.id: (min(s for s, _ in utterances[c.id]), max(e for _, e in utterances[c.id]))
+              for c in clips}
     systems: dict[str, Any] = {}
     if not args.capacity_only:
-        snaps = asyncio.run(run_greffier(engine, clips, settings))
+        replays: dict[str, ReplayResult] = {}
+        snaps = asyncio.run(run_greffier(engine, clips, settings, replays))
         systems["greffier"] = summarize("greffier", clips, snaps, bounds)
+        systems["greffier"].update(replay_figures(clips, replays, utterances))
         if not args.skip_accuracy_profile:
             accurate = settings.model_copy(update={"asr": settings.asr.model_copy(
                 update=ACCURACY_PROFILE)})
-            snaps = asyncio.run(run_greffier(engine, clips, accurate))
+            replays = {}
+            snaps = asyncio.run(run_greffier(engine, clips, accurate, replays))
             systems["greffier, accuracy profile"] = summarize(
                 "greffier, accuracy profile", clips, snaps, bounds)
+            systems["greffier, accuracy profile"].update(
+                replay_figures(clips, replays, utterances))
             systems["greffier, accuracy profile"]["note"] = ACCURACY_NOTE
         systems["faster-whisper offline"] = run_offline(decoder, clips)
         if not args.skip_peers:
             for peer in PEER_SYSTEMS:
-                systems[peer] = run_peer(peer, clips, decoder.resolved.location)
+                systems[peer] = run_peer(peer, clips, decoder.resolved.location, bounds)
     cap = {} if args.skip_capacity else asyncio.run(
-        capacity(engine, clips, settings, max_streams=args.max_streams))
+        capacity(engine, capacity_clips, settings, max_streams=args.max_streams))
     engine.close()
+    offline = systems.get("faster-whisper offline", {})
     res = {
+        "set": args.set,
+        "manifest": manifest.name if args.set in ("shared", "hard") else str(manifest),
         "model": settings.asr.model,
         "device": f"{decoder.device.device}/{decoder.device.compute_type}, batch {batch}",
         "clips": len(clips),
         "clips_by_language": {lang: sum(c.language == lang for c in clips)
                               for lang in sorted({c.language for c in clips})},
         "systems": systems,
+        "offline_wer_by_language": offline.get("wer_by_language"),
         "max_realtime_streams": cap.get("max_realtime_streams"),
         "rss_per_stream_mb": cap.get("rss_per_stream_mb"),
         "capacity": cap,
         "machine": machine(),
     }
-    js, md = write_results(args.output, res, table(res))
+    js, md = write_results(output, res, table(res), args.results_dir)
     print(table(res))
     print(f"written: {js} {md}")
     return 0

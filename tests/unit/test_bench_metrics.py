@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -134,3 +137,108 @@ def test_quiet_and_phone_band_transforms() -> None:
     # the 1 kHz tone passes; 100 Hz and 6 kHz are cut by more than 20 dB relative to it
     assert power(p, 6000.0) < 0.1 * power(p, 1000.0)
     assert power(p, 100.0) < 0.1 * power(p, 1000.0)
+
+
+def _clip_files(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    import csv
+    import json
+
+    from benchmarks.hardset import COLUMNS, write_wav
+
+    for d in ("audio", "ref", "utterances"):
+        (tmp_path / d).mkdir(exist_ok=True)
+    for r in rows:
+        write_wav(tmp_path / f"audio/{r['id']}.wav", np.zeros(int(float(r["dur"]) * 16_000),
+                                                             np.float32))
+        (tmp_path / f"ref/{r['id']}.txt").write_text(r["text"] + "\n")
+        (tmp_path / f"utterances/{r['id']}.json").write_text(json.dumps(
+            {"utterances": [{"start": a, "end": b} for a, b in r["utts"]]}))
+    path = tmp_path / "manifest.tsv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({"id": r["id"], "audio": f"audio/{r['id']}.wav",
+                        "reference": f"ref/{r['id']}.txt", "kind": "transcript",
+                        "language": r["lang"], "speakers": 1, "duration_s": r["dur"],
+                        "peak_dbfs": 0, "source": "test", "license": "test",
+                        "variant": r["variant"], "group": r.get("group", ""),
+                        "utterances": f"utterances/{r['id']}.json"})
+    return path
+
+
+def test_a_hard_manifest_reads_like_the_shared_one_and_plans_its_participants(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.common import load_set
+    from benchmarks.live import GAP_S, plan
+
+    path = _clip_files(tmp_path, [
+        {"id": "fr1", "lang": "fr", "dur": "1.0", "text": "bonjour", "variant": "quiet",
+         "utts": [(0.2, 0.8)]},
+        {"id": "en1", "lang": "en", "dur": "2.0", "text": "hello", "variant": "quiet",
+         "utts": [(0.1, 1.5)]},
+        {"id": "en2", "lang": "en", "dur": "1.5", "text": "world", "variant": "quiet",
+         "utts": [(0.0, 1.0), (1.1, 1.4)]},
+        {"id": "ova", "lang": "en", "dur": "3.0", "text": "a", "variant": "overlap",
+         "group": "g", "utts": [(0.0, 2.0)]},
+        {"id": "ovb", "lang": "en", "dur": "3.0", "text": "b", "variant": "overlap",
+         "group": "g", "utts": [(1.5, 3.0)]},
+    ])
+    clips, manifest = load_set(str(path))
+    assert manifest == path and [c.id for c in clips] == ["fr1", "en1", "en2", "ova", "ovb"]
+    assert clips[2].utterances() == [(0.0, 1.0), (1.1, 1.4)]
+    assert clips[3].group == "g" and clips[0].variant == "quiet"
+    stages = plan(clips, {c.id: c.utterances() for c in clips})
+    # English first; one participant per variant and language; the group's two tracks at once
+    assert [[b.identity for b in s] for s in stages] == [
+        ["bench-quiet-en"], ["bench-overlap-g-0", "bench-overlap-g-1"], ["bench-quiet-fr"]]
+    en = stages[0][0]
+    assert [r.offset for r in en.rows] == [GAP_S, GAP_S + 2.0 + GAP_S]
+    assert en.audio.size == int((GAP_S * 3 + 2.0 + 1.5) * 16_000)
+
+
+def test_live_figures_from_a_scripted_caption_sequence(tmp_path: Path) -> None:
+    from benchmarks.common import load_set
+    from benchmarks.live import analyse, plan
+    from greffier.rtc.client import ReceivedCaption
+    from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
+
+    path = _clip_files(tmp_path, [
+        {"id": "a", "lang": "en", "dur": "4.0", "text": "one two three four five six",
+         "variant": "v", "utts": [(0.5, 3.5)]},
+        {"id": "b", "lang": "en", "dur": "2.0", "text": "seven eight", "variant": "v",
+         "utts": [(0.2, 1.8)]},
+    ])
+    clips, _ = load_set(str(path))
+    (stage,) = plan(clips, {c.id: c.utterances() for c in clips})
+    rows = stage[0].rows
+    for r in rows:
+        r.started_at = 1000.0  # track's first sample: a at 1002.0, b at 1008.0 (wall)
+    who = rows[0].identity
+
+    def cap(at: float, seg: str, final: bool, text: str, start: float, end: float) -> Any:
+        msg = CaptionMessage(segment_id=seg, track_sid="T", speaker=CaptionSpeaker(
+            identity=who, name=who), language="en", start=start, end=end, final=final,
+            text=text, meeting_started_at=1000.0)
+        return ReceivedCaption(received_at=at, via="data", segment_id=seg,
+                               speaker_identity=who, final=final, text=text, message=msg)
+
+    captions = [
+        cap(1003.0, "s1", False, "one two", 2.5, 3.5),
+        cap(1006.3, "s1", True, "one two three four five six", 2.5, 5.4),  # a ends at 1005.5
+        cap(1006.5, "s1", True, "one two three four five six", 2.5, 5.4),  # sent twice: a repeat
+        cap(1008.9, "s2", False, "seven", 8.2, 8.8),
+        cap(1010.5, "s2", True, "", 8.2, 9.8),  # b: retracted, no final
+    ]
+    res = analyse(rows, captions, {"audio_s": 10.0, "wall_s": 12.0})
+    a, b = res["per_clip"]
+    assert a["utterances"][0]["final_latency_s"] == pytest.approx(0.8)
+    assert a["first_interim_latency_s"] == pytest.approx(0.5)
+    assert a["repeated_phrases"] == ["one two three four five six"]
+    assert b["finals"] == [] and b["retracted_segments"] == 1
+    assert res["clips_without_final"] == 1 and res["retracted_segments"] == 1
+    assert res["repeated_phrases"] == 1 and res["utterances_without_final"] == 1
+    assert res["final_latency_by_utterance_length"]["3-8s"]["p50_s"] == pytest.approx(0.8)
+    assert res["final_latency_by_utterance_length"]["<3s"]["without_final"] == 1
+    assert res["by_variant"]["v"]["clips"] == 2
