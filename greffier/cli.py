@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP service: minutes, transcription, caption page")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+
+    from greffier.evaluation.command import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -136,6 +140,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             settings, args.files, formats=args.format.split(","), diarize=args.diarize,
             output_dir=args.output_dir, profile=args.profile,
         )
+    if args.command == "bench":
+        from greffier.evaluation.command import run_bench
+
+        return run_bench(args, settings)
     if args.command == "serve":
         from greffier.service.app import serve
 

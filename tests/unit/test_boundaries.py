@@ -20,6 +20,7 @@ ALLOWED = {
     "asr": {"core", "models", "asr"},
     "diarization": {"core", "models", "diarization"},
     "subtitles": {"core", "models", "asr", "diarization", "subtitles"},
+    "evaluation": {"core", "models", "asr", "diarization", "subtitles", "evaluation"},
     "store": {"core", "models", "subtitles", "store"},
     "rtc": {"core", "models", "subtitles", "rtc"},
     "agents": {"core", "models", "asr", "diarization", "subtitles", "store", "rtc", "agents"},

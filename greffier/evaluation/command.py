@@ -1,0 +1,166 @@
+"""``greffier bench``: the arguments, and where each sub-command runs.
+
+``asr`` runs here (``evaluation.asr_bench``). ``streaming``, ``live``, ``diarization`` and
+``capacity`` run the repository's benchmark modules (``python -m benchmarks.<name>`` from the
+clone's root), which are not part of the installed package. They receive the model, language
+and device as ``GREFFIER_ASR__MODEL``/``__LANGUAGE``/``__DEVICE`` in their environment, and
+``--set``, ``--out``, ``--runs``, ``--limit``, ``--languages`` flags only when the user gave the
+matching option; a data set that is not a manifest is first written as one (``--set`` then
+names that manifest). Arguments after ``--`` are passed on unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from greffier.core.config import Settings
+from greffier.core.errors import ConfigurationError
+
+SUBCOMMANDS = {
+    "asr": "offline faster-whisper through greffier's offline path, WER/CER/RTF per clip",
+    "streaming": "the streaming engine replayed in real time, beside offline Whisper and peers",
+    "live": "live captions through the real LiveKit server: latency, WER, CPU",
+    "diarization": "DER/JER, cpWER and speed of the diarization",
+    "capacity": "how many real-time streams one engine holds",
+}
+NAMED_SETS = ("shared", "hard")
+
+DATA_HELP = (
+    "data set: 'shared' (the shared clips), 'hard' (streaming/live: built from them at run "
+    "time), a greffier manifest TSV, a LibriSpeech-style folder (*.trans.txt beside the audio), "
+    "a Common Voice TSV (audio in clips/), an MLS split (transcripts.txt, audio/), or an "
+    "AMI-style folder (*.rttm, audio named after the recording, optional .uem/.txt/.stm)"
+)
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``bench`` and its sub-commands to the ``greffier`` parser."""
+    bench = sub.add_parser("bench", help="benchmarks: accuracy, latency, diarization, capacity",
+                           description=__doc__)
+    kinds = bench.add_subparsers(dest="bench", required=True)
+    for name, help_text in SUBCOMMANDS.items():
+        p = kinds.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--model", help="tiny.en, base, a faster-whisper id or a local directory")
+        p.add_argument("--language", help="force a language (en, fr...) or 'auto'; default: "
+                                          "each clip's own")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--set", "--data", dest="data", default=None, help=DATA_HELP)
+        p.add_argument("--out", type=Path, help="output folder (default: the repository's "
+                                                "benchmarks/results, else ./bench-results)")
+        p.add_argument("--runs", type=int, help="repetitions (asr: timed runs per clip, median)")
+        p.add_argument("--limit", type=int, help="only the first N items")
+        if name == "asr":
+            p.add_argument("--name", default="asr", help="result file names: <name>.json/.md")
+            p.add_argument("--no-progress", action="store_true")
+        else:
+            p.add_argument("passthrough", nargs=argparse.REMAINDER,
+                           help="after --: arguments for the benchmark module itself")
+
+
+def find_repository() -> Path | None:
+    """The greffier clone holding ``benchmarks/`` (next to the package, else the current
+    folder), or None when greffier is installed without it."""
+    import greffier
+
+    candidates = [Path(greffier.__file__).resolve().parents[1], Path.cwd()]
+    for root in candidates:
+        if (root / "benchmarks" / "__init__.py").is_file() and (root / "greffier").is_dir():
+            return root
+    return None
+
+
+def _require_repository() -> Path:
+    root = find_repository()
+    if root is None:
+        raise ConfigurationError(
+            "the benchmarks/ folder of the greffier repository was not found",
+            hint="run greffier bench from a clone of the repository (pip install -e . there); "
+            "'greffier bench asr' works without it",
+        )
+    return root
+
+
+def _default_out(root: Path | None) -> Path:
+    return root / "benchmarks" / "results" if root is not None else Path("bench-results")
+
+
+def module_arguments(
+    args: argparse.Namespace, root: Path, manifest: Path | None = None
+) -> list[str]:
+    """The command line that runs ``args.bench`` from the repository (see the module
+    docstring for the translation)."""
+    module = args.bench
+    extra: list[str] = []
+    if module == "capacity" and not (root / "benchmarks" / "capacity.py").is_file():
+        module, extra = "streaming", ["--capacity-only", "--skip-peers", "--output", "capacity"]
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
+    data = str(manifest) if manifest is not None else args.data
+    if data is not None:
+        cmd += ["--set", data]
+    if args.out is not None:
+        cmd += ["--out", str(args.out)]
+    if args.runs is not None:
+        cmd += ["--runs", str(args.runs)]
+    if args.limit is not None:
+        cmd += ["--limit", str(args.limit)]
+    lang = (args.language or "").strip().lower()
+    if lang and lang != "auto" and module in ("streaming", "live"):
+        cmd += ["--languages", lang]
+    rest = list(getattr(args, "passthrough", []) or [])
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return cmd + rest
+
+
+def _needs_manifest(data: str | None) -> bool:
+    if data is None or data in NAMED_SETS:
+        return False
+    from greffier.evaluation.datasets import detect_layout
+
+    return detect_layout(Path(data).expanduser()) != "manifest"
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``greffier bench <kind>``; returns the exit status."""
+    if args.bench == "asr":
+        return _run_asr(args, settings)
+    root = _require_repository()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory(prefix="greffier-bench-") as tmp:
+        manifest = None
+        if _needs_manifest(args.data):
+            from greffier.evaluation.datasets import load_dataset, write_manifest
+
+            items = load_dataset(args.data, language=_forced(args.language))
+            manifest = write_manifest(items, Path(tmp) / "manifest.tsv")
+        cmd = module_arguments(args, root, manifest)
+        print("greffier bench: " + " ".join(cmd[1:]), file=sys.stderr)
+        return subprocess.run(cmd, cwd=root, env=env, check=False).returncode
+
+
+def _forced(language: str | None) -> str | None:
+    lang = (language or "").strip().lower()
+    return None if not lang or lang == "auto" else lang
+
+
+def _run_asr(args: argparse.Namespace, settings: Settings) -> int:
+    from greffier.evaluation.asr_bench import AsrBenchOptions, run_asr_bench
+    from greffier.evaluation.datasets import load_dataset
+
+    data = args.data or "shared"
+    items = load_dataset(data, language=_forced(args.language), shared_root=settings.speech_data,
+                         kinds=("transcript",))
+    out = args.out or _default_out(find_repository())
+    js, md = run_asr_bench(settings, items, AsrBenchOptions(
+        data=data, out_dir=out, name=args.name, language=args.language, runs=args.runs or 1,
+        limit=args.limit or 0, progress=not args.no_progress,
+    ))
+    print(md.read_text(encoding="utf-8"))
+    print(f"written: {js} {md}")
+    return 0

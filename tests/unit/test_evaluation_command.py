@@ -1,0 +1,92 @@
+"""``greffier bench``: light imports, argument translation, resource meters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from greffier.cli import build_parser
+from greffier.evaluation.command import find_repository, module_arguments
+from greffier.evaluation.resources import ResourceMeter, library_versions, machine
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_importing_evaluation_loads_no_scoring_library_or_model() -> None:
+    code = (
+        "import sys, greffier.evaluation, greffier.evaluation.normalize, "
+        "greffier.evaluation.metrics, greffier.evaluation.latency, greffier.evaluation.datasets, "
+        "greffier.evaluation.resources, greffier.evaluation.asr_bench, "
+        "greffier.evaluation.command\n"
+        "heavy = [m for m in ('jiwer', 'meeteval', 'whisper_normalizer', 'text_to_num', "
+        "'pyannote', 'torch', 'faster_whisper', 'ctranslate2', 'tqdm', 'av') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["bench", *argv])
+
+
+def test_bench_options_reach_the_benchmark_modules() -> None:
+    args = parse("streaming", "--set", "hard", "--runs", "3", "--language", "fr", "--out",
+                 "/tmp/o", "--limit", "4", "--", "--skip-peers")
+    assert module_arguments(args, REPO) == [
+        sys.executable, "-m", "benchmarks.streaming", "--set", "hard", "--out", "/tmp/o",
+        "--runs", "3", "--limit", "4", "--languages", "fr", "--skip-peers"]
+    args = parse("live", "--data", "shared", "--model", "base", "--language", "auto")
+    assert module_arguments(args, REPO) == [sys.executable, "-m", "benchmarks.live",
+                                            "--set", "shared"]
+    args = parse("diarization", "--data", "/x/ami", "--language", "en")
+    assert module_arguments(args, REPO, Path("/t/manifest.tsv")) == [
+        sys.executable, "-m", "benchmarks.diarization", "--set", "/t/manifest.tsv"]
+
+
+def test_capacity_runs_its_own_module_or_the_streaming_one(tmp_path: Path) -> None:
+    (tmp_path / "benchmarks").mkdir()
+    cmd = module_arguments(parse("capacity"), tmp_path)
+    assert cmd[2:] == ["benchmarks.streaming", "--capacity-only", "--skip-peers",
+                       "--output", "capacity"]
+    (tmp_path / "benchmarks" / "capacity.py").write_text("")
+    assert module_arguments(parse("capacity"), tmp_path)[2:] == ["benchmarks.capacity"]
+
+
+def test_the_repository_is_found() -> None:
+    assert find_repository() == REPO
+
+
+def test_asr_options() -> None:
+    args = parse("asr", "--data", "x", "--runs", "2", "--device", "cpu", "--name", "asr_x")
+    assert (args.bench, args.data, args.runs, args.device, args.name) == (
+        "asr", "x", 2, "cpu", "asr_x")
+    with pytest.raises(SystemExit):
+        parse("asr", "--device", "tpu")
+
+
+def test_resource_meter_counts_cpu_and_wall_time() -> None:
+    with ResourceMeter() as m:
+        end = time.process_time() + 0.2
+        while time.process_time() < end:
+            pass
+        time.sleep(0.1)
+    u = m.usage
+    assert u is not None
+    assert u.cpu_s >= 0.2 and u.wall_s >= 0.3 and u.peak_rss_mb > 0
+    assert u.per_audio_second(2.0)["rtf"] == pytest.approx(u.wall_s / 2)
+
+
+def test_machine_and_versions() -> None:
+    info = machine()
+    assert info["cores"] and info["memory_mb"] and info["cpu"]
+    versions = library_versions()
+    assert versions["jiwer"] and versions["whisper-normalizer"] == "0.1.15"
+    assert library_versions(("no-such-package-xyz",)) == {"no-such-package-xyz": None}
