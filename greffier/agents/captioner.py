@@ -116,8 +116,10 @@ class TrackCaptioner:
                 if update.final and self._on_final is not None and update.text:
                     try:
                         await self._on_final(update)
-                    except Exception:  # noqa: BLE001 - the caption still goes out
-                        logger.exception("storing final %s failed", update.segment_id)
+                    except Exception as e:  # noqa: BLE001 - the caption still goes out
+                        # The class only: a library's message could quote the text.
+                        logger.error("keeping final %s failed (%s)", update.segment_id,
+                                     type(e).__name__)
                 if update.final:
                     self.finals += 1
                 self._publisher.enqueue(update)
@@ -209,6 +211,7 @@ class RoomCaptioner:
         *,
         meeting_start: float,
         on_final: FinalSink | None = None,
+        on_closed: Callable[[], Awaitable[object]] | None = None,
         on_humans_changed: Callable[[int], None] | None = None,
         diarization: DiarizationSettings | None = None,
         recordings: Path | None = None,
@@ -218,6 +221,7 @@ class RoomCaptioner:
         self.options = options
         self.meeting_start = meeting_start
         self._on_final = on_final
+        self._on_closed = on_closed
         self._on_humans_changed = on_humans_changed
         self._diarization = diarization
         self._recordings = recordings
@@ -339,8 +343,11 @@ class RoomCaptioner:
         self._humans_changed()
 
     async def aclose(self) -> None:
-        """Finalise and publish every track's last words."""
+        """Finalise and publish every track's last words, then wait for ``on_closed`` (the
+        recorder's flush: those finals stored)."""
         for sid in list(self.tracks):
             self._close_track(sid)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._on_closed is not None:
+            await self._on_closed()

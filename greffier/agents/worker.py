@@ -2,7 +2,11 @@
 
 Jobs run as threads of one process (``JobExecutorType.THREAD``) so that a single Whisper model
 and inference engine serve every room the worker holds; scale out by starting more workers.
-A dispatch to a room that already has a greffier captioner is refused.
+A dispatch to a room that already has a greffier captioner is refused. Should a second
+captioner (an agent participant with our agent-name attribute) appear anyway, at any time, the
+one with the larger identity leaves, its last finals stored: checked at join, on that
+participant's connection or attribute change, and every ``TIE_BREAK_POLL_S`` through the
+server API (hidden agents raise no room event).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
 logger = get_logger("agents.worker")
 
 AGENT_NAME_ATTRIBUTE = "greffier.agent"
+TIE_BREAK_POLL_S = 5.0
+_AGENT_KIND = 4
+"""``PARTICIPANT_KIND_AGENT`` (the same value in ``rtc.ParticipantKind`` and
+``api.ParticipantInfo.Kind``): only an agent, never a person setting attributes, counts."""
 
 _engine: InferenceEngine | None = None
 _engine_lock = threading.Lock()
@@ -48,10 +56,15 @@ def shared_engine(settings: Settings) -> InferenceEngine:
 
 
 def _is_captioner(p: Any, agent_name: str) -> bool:
+    """An agent participant (room event or server API) captioning for ``agent_name``."""
     attrs = dict(p.attributes)
-    return attrs.get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE and attrs.get(
-        AGENT_NAME_ATTRIBUTE
-    ) == agent_name
+    return int(p.kind) == _AGENT_KIND and attrs.get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE and (
+        attrs.get(AGENT_NAME_ATTRIBUTE) == agent_name)
+
+
+def outranked(me: str, others: list[str]) -> bool:
+    """Whether a captioner must leave the room: another one has a smaller identity."""
+    return any(other < me for other in others if other != me)
 
 
 def build_server(settings: Settings) -> Any:
@@ -122,26 +135,71 @@ def build_server(settings: Settings) -> Any:
         ctx.add_shutdown_callback(lambda: _release(room_name))
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
         me = ctx.room.local_participant.identity
-        # Two dispatches racing past on_request: the captioner with the smaller identity stays.
-        others = [p.identity for p in await captioners_in(room_name) if p.identity != me]
-        if any(other < me for other in others):
-            logger.info("job %s leaves: another captioner holds the room", ctx.job.id)
-            ctx.shutdown("another captioner holds the room")
+        leaving = False
+
+        def leave_if_outranked(others: list[str]) -> bool:
+            # Two captioners in one room: the one with the smaller identity stays.
+            nonlocal leaving
+            if not leaving and outranked(me, others):
+                leaving = True
+                logger.info("job %s leaves: another captioner holds the room", ctx.job.id)
+                ctx.shutdown("another captioner holds the room")
+            return leaving
+
+        if leave_if_outranked([p.identity for p in await captioners_in(room_name)]):
             return
+
+        def on_participant(p: Any) -> None:
+            if _is_captioner(p, agent_name):
+                leave_if_outranked([p.identity])
+
+        ctx.room.on("participant_connected", on_participant)
+        ctx.room.on("participant_attributes_changed", lambda _, p: on_participant(p))
+
+        async def watch() -> None:
+            while not leaving:
+                await asyncio.sleep(TIE_BREAK_POLL_S)
+                try:
+                    others = [p.identity for p in await captioners_in(room_name)]
+                except Exception as e:  # noqa: BLE001 - checked again at the next poll
+                    logger.warning("job %s: listing the room's captioners failed (%s)",
+                                   ctx.job.id, type(e).__name__)
+                    continue
+                leave_if_outranked(others)
+
+        watcher = asyncio.create_task(watch(), name=f"greffier-tie-break-{ctx.job.id}")
+
+        async def stop_watching() -> None:
+            watcher.cancel()
+
+        ctx.add_shutdown_callback(stop_watching)
         engine = shared_engine(settings)
         options = StreamingOptions.from_settings(settings.asr, settings.vad)
         recorder = await MeetingRecorder.open(settings, room_name)
+        if leaving:
+            await recorder.aclose()
+            return
         session = MeetingSession(ctx, recorder, settings)
         captioner = RoomCaptioner(
             ctx.room, engine, options, meeting_start=recorder.meeting.started_at,
-            on_final=recorder.on_final, on_humans_changed=session.humans_changed,
+            on_final=recorder.on_final, on_closed=recorder.flush,
+            on_humans_changed=session.humans_changed,
             diarization=settings.diarization,
             recordings=settings.data_dir / "recordings" / recorder.meeting.id,
         )
         session.captioner = captioner
         captioner.start()
         ctx.room.on("data_received", session.on_data)
-        ctx.add_shutdown_callback(session.aclose)
+
+        async def close_room() -> None:
+            # One callback (livekit-agents runs callbacks concurrently): the session's last
+            # finals first, then the recorder stores them.
+            try:
+                await session.aclose()
+            finally:
+                await recorder.aclose()
+
+        ctx.add_shutdown_callback(close_room)
         session.humans_changed(captioner.humans())
         logger.info("job %s captions its room (meeting %s)", ctx.job.id, recorder.meeting.id)
 

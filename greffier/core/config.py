@@ -110,6 +110,9 @@ class AgentSettings(BaseModel):
     """Rooms one worker takes before the server sends new ones elsewhere; 0 is no limit."""
     linger_s: float = Field(default=20.0, ge=0)
     """How long the captioner stays after the last participant left (they may rejoin)."""
+    stale_margin_s: float = Field(default=300.0, ge=0)
+    """A room's live record whose last activity (segment or heartbeat) is older than
+    ``linger_s`` plus this is closed when a captioner comes, not continued."""
     control_identities: list[str] = Field(default_factory=list)
     """Participant identities (fnmatch patterns) whose ``greffier.control`` messages the
     captioner obeys; messages the server sends (API-key holders) are always obeyed."""
@@ -164,6 +167,14 @@ class StoreSettings(BaseModel):
 
     url: str = ""
     """SQLAlchemy URL; empty means a SQLite file in the data directory."""
+    journal_max_mb: float = Field(default=64.0, gt=0)
+    """Bound of each meeting's local journal of finals not yet stored (``data_dir/journal``);
+    past it, further finals wait in memory only, and are counted in the log."""
+    retry_max_s: float = Field(default=30.0, ge=0.1)
+    """Longest wait between two attempts of a failed store write (the backoff doubles from
+    0.25 s up to this)."""
+    flush_timeout_s: float = Field(default=30.0, ge=0)
+    """How long the end of a meeting waits for pending finals to reach the store."""
 
 
 class Settings(BaseSettings):

@@ -49,3 +49,11 @@ class EngineClosedError(GreffierError):
 
 class StoreError(GreffierError):
     """The transcript store could not read or write."""
+
+
+class StoreSchemaError(StoreError):
+    """The transcript store's database has a schema version this greffier does not know."""
+
+
+class StoreDataError(StoreError):
+    """The transcript store's database refused the data itself (retrying will not help)."""
