@@ -1,4 +1,8 @@
-"""Alembic environment: runs on the connection ``upgrade_schema`` passes (online only)."""
+"""Alembic environment: runs on the connection ``upgrade_schema`` passes (online only).
+
+The revisions spell out their tables; ``target_metadata`` (every table of the code) only
+serves ``alembic revision --autogenerate`` and the test that migrations match the code.
+"""
 
 from __future__ import annotations
 
