@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from greffier.core.errors import GreffierError
@@ -116,7 +117,7 @@ async def read_form(request: Request, max_bytes: int) -> FormData:
     bounded = Request(request.scope, limited)
     try:
         return await bounded.form(max_files=1, max_fields=64)
-    except HTTPException as e:  # a malformed body (Starlette's parsers)
+    except StarletteHTTPException as e:  # a malformed body (Starlette's parsers)
         raise UploadError(400, f"malformed form: {e.detail}", code="malformed") from e
 
 

@@ -27,7 +27,7 @@ from starlette.datastructures import FormData, UploadFile
 from greffier.core.log import get_logger
 from greffier.core.types import TranscriptSegment
 from greffier.models.registry import SHIPPED_MODELS
-from greffier.service.auth import require_operator
+from greffier.service.auth import AUTH_RESPONSES, require_operator
 from greffier.service.jobs import (
     DONE,
     INTERRUPTED,
@@ -55,7 +55,8 @@ from greffier.subtitles.minutes import Minutes
 
 logger = get_logger("service.openai")
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_operator)])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_operator)],
+                   responses=AUTH_RESPONSES)
 
 State = Annotated[ServiceState, Depends(get_state)]
 
@@ -221,7 +222,10 @@ def _parse(form: FormData, default_model: str) -> dict[str, Any]:
           "greffier can decode (or longer than the duration limit)"},
     413: {"model": OpenAIError, "description": "the upload is too large"},
     429: {"model": OpenAIError, "description": "the queue is full; retry later"},
-    503: {"model": OpenAIError, "description": "too many uploads are being received"},
+    500: {"model": OpenAIError, "description": "the transcription failed"},
+    503: {"model": OpenAIError, "description": "too many uploads are being received, or the "
+          "service is stopping"},
+    504: {"model": OpenAIError, "description": "the transcription ran past its timeout"},
 }, openapi_extra={"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": FORM_SCHEMA},
 }}})

@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from greffier.core.log import get_logger
-from greffier.service.auth import require_operator
-from greffier.service.export import check_format, download, local_time, safe_name
+from greffier.service.auth import AUTH_RESPONSES, require_operator
+from greffier.service.export import MEDIA_TYPES, check_format, download, local_time, safe_name
 from greffier.service.jobs import DONE, FAILED, Job, QueueFullError, new_job_id
 from greffier.service.languages import whisper_language
 from greffier.service.routers.meetings import rules_of
-from greffier.service.schemas import JobOut
+from greffier.service.schemas import ErrorOut, JobOut
 from greffier.service.state import ServiceState, get_state
 from greffier.service.uploads import (
     UploadError,
@@ -49,7 +49,8 @@ async def _open_jobs_at_start(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/api/transcriptions", tags=["transcriptions"],
-                   dependencies=[Depends(require_operator)], lifespan=_open_jobs_at_start)
+                   dependencies=[Depends(require_operator)], responses=AUTH_RESPONSES,
+                   lifespan=_open_jobs_at_start)
 
 State = Annotated[ServiceState, Depends(get_state)]
 
@@ -121,11 +122,13 @@ def _out(job: Job, position: int | None) -> JobOut:
 
 
 @router.post("", status_code=202, response_model=JobOut, responses={
-    413: {"description": "the upload is too large"},
-    415: {"description": "the upload is certainly no audio or video"},
+    400: {"model": ErrorOut, "description": "a malformed form"},
+    413: {"model": ErrorOut, "description": "the upload is too large"},
+    415: {"model": ErrorOut, "description": "the upload is certainly no audio or video"},
     422: {"description": "a field is missing or invalid (an unknown language)"},
-    429: {"description": "the queue is full; retry later"},
-    503: {"description": "too many uploads are being received, or the store is down"},
+    429: {"model": ErrorOut, "description": "the queue is full; retry later"},
+    503: {"model": ErrorOut,
+          "description": "too many uploads are being received, or the store is down"},
 }, openapi_extra={"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": FORM_SCHEMA},
 }}})
@@ -192,13 +195,18 @@ def _job(state: ServiceState, job_id: str) -> tuple[Job, int | None]:
     return found
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {}})
+@router.get("/{job_id}", response_model=JobOut, responses={
+    404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 def transcription_status(job_id: str, state: State) -> JobOut:
     """Where a job stands: queued, running, done (with result links) or failed (with why)."""
     return _out(*_job(state, job_id))
 
 
-@router.get("/{job_id}/result.{fmt}", responses={404: {}, 409: {}})
+@router.get("/{job_id}/result.{fmt}", responses={
+    200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
+    404: {"model": ErrorOut}, 409: {"model": ErrorOut},
+    422: {"model": ErrorOut, "description": "an unknown caption profile"},
+    503: {"model": ErrorOut}})
 def transcription_result(
     job_id: str,
     fmt: str,
