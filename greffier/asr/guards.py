@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
+from greffier.asr.repeats import drop_repeats
 from greffier.core.text import normalize_text
 from greffier.core.types import Hypothesis, Word
 
@@ -71,6 +73,13 @@ class GuardVerdict:
     words: tuple[Word, ...]
     text: str
     rejected: str = ""
+    repeats: int = 0
+    """Repeated phrases and loops cut from the words kept."""
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 class HallucinationGuard:
@@ -88,15 +97,27 @@ class HallucinationGuard:
             return GuardVerdict((), "", "no_speech")
         if hyp.avg_logprob < o.min_avg_logprob:
             return GuardVerdict((), "", "low_logprob")
-        if hyp.compression_ratio > o.compression_ratio_threshold:
+        words = list(hyp.words)
+        text = hyp.text
+        if words:
+            # A repetition loop is cut to one copy first; when the loop was not most of the
+            # hypothesis, the compression ratio judges what is left (a loop after real words
+            # is no reason to lose those words).
+            before = len(words)
+            words = self._strip_repeats(words)
+            repeats = int(len(words) < before)
+            text = "".join(w.text for w in words).strip()
+        else:
+            repeats = 0
+        ratio = hyp.compression_ratio
+        if len(hyp.words) > len(words) >= len(hyp.words) / 2:
+            ratio = _compression_ratio(text)
+        if ratio > o.compression_ratio_threshold:
             return GuardVerdict((), "", "compression_ratio")
         doubtful = hyp.no_speech_probability > o.weak_no_speech or hyp.avg_logprob < (
             o.weak_logprob
         )
-        words = list(hyp.words)
-        text = hyp.text
         if words:
-            words = self._strip_repeats(words)
             words = self._strip_phrases(words)
             text = "".join(w.text for w in words).strip()
         else:
@@ -105,7 +126,7 @@ class HallucinationGuard:
             return GuardVerdict((), "", "silence_phrase")
         if not normalize_text(text) or _BRACKETED.match(text):
             return GuardVerdict((), "", "silence_phrase" if hyp.text.strip() else "empty")
-        return GuardVerdict(tuple(words), text)
+        return GuardVerdict(tuple(words), text, repeats=repeats)
 
     def _strip_repeats(self, words: list[Word]) -> list[Word]:
         keys = [normalize_text(w.text) for w in words]
@@ -136,7 +157,9 @@ class HallucinationGuard:
                     continue
                 i += 1
             n -= 1
-        return words
+        # A copy that differs by a word or is cut short (see greffier.asr.repeats).
+        kept, _ = drop_repeats(words, min_words=self.options.min_repeated_phrase)
+        return list(kept)
 
     @staticmethod
     def _strip_phrases(words: list[Word]) -> list[Word]:

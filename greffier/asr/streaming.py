@@ -32,6 +32,9 @@ from greffier.asr.endpointing import Endpointer, EndpointEvent
 from greffier.asr.engine import InferenceEngine, RequestKind, Superseded
 from greffier.asr.guards import GuardOptions, GuardVerdict, HallucinationGuard
 from greffier.asr.language import LanguageTracker
+from greffier.asr.level import LevelNormalizer, LevelOptions
+from greffier.asr.recovery import Verdict, better, judge, retry_plan
+from greffier.asr.repeats import drop_repeats, drop_seam_repeat
 from greffier.asr.vad import WINDOW, SileroVad, VadStream
 from greffier.asr.whisper import DecodeOptions
 from greffier.core.audio import SAMPLE_RATE, FloatArray
@@ -86,6 +89,11 @@ class StreamingOptions:
     synchronous: bool = False
     """Await every interim inline (deterministic; for replays on a simulated clock)."""
     guard: GuardOptions = field(default_factory=GuardOptions)
+    level: LevelOptions = field(default_factory=LevelOptions)
+    """Slow gain before the VAD and the decoder (quiet microphones)."""
+    retry_finals: bool = True
+    """Decode a failed final again (no context, then beam 5 with temperature fallback) and,
+    failing that, keep the confirmed words (:mod:`greffier.asr.recovery`)."""
 
     @classmethod
     def from_settings(cls, asr: AsrSettings, vad: VadSettings, **overrides: object) -> (
@@ -107,6 +115,7 @@ class StreamingOptions:
             min_speech_s=vad.min_speech_ms / 1000,
             min_silence_s=vad.min_silence_ms / 1000,
             speech_pad_s=vad.speech_pad_ms / 1000,
+            level=LevelOptions(enabled=asr.normalize_level),
         )
         return replace(opts, **overrides)  # type: ignore[arg-type]
 
@@ -159,6 +168,7 @@ class StreamingTranscriber:
             min_silence_windows=max(1, round(o.min_silence_s * SAMPLE_RATE / WINDOW)),
         )
         self._guard = HallucinationGuard(o.guard)
+        self._level = LevelNormalizer(o.level)
         self._agreement = LocalAgreement(o.agreement)
         self.language = LanguageTracker(o.language, multilingual=engine.multilingual)
         self._pad = int(o.speech_pad_s * SAMPLE_RATE)
@@ -170,6 +180,9 @@ class StreamingTranscriber:
         # sentence and returns nothing of the new words.
         self._context_from = 0
         self._last_final_words: tuple[Word, ...] = ()
+        # True while the current segment follows the last final without a pause (a cut): its
+        # decodes hear the end of that final, which Whisper may write again.
+        self._seam_open = False
         # audio kept from stream sample ``_buf_start`` on
         self._buf = np.zeros(0, np.float32)
         self._buf_start = 0
@@ -182,6 +195,15 @@ class StreamingTranscriber:
         self._idle.set()
         self._closing = False
         self.dropped_audio_s = 0.0
+        # counters (see :meth:`stats`)
+        self.retracted_segments = 0
+        """Segments whose interims were shown and whose final came back empty."""
+        self.repeated_phrases = 0
+        """Repeated phrases removed from finals (within one, or across the seam)."""
+        self.final_retries = 0
+        """Finals decoded again because the first decode failed or lost confirmed words."""
+        self.confirmed_fallbacks = 0
+        """Finals made of the confirmed words after every retry failed."""
         # segment state
         self._seg_start: int | None = None
         self._seg_index = 0
@@ -262,6 +284,17 @@ class StreamingTranscriber:
     def _emit(self, event: TranscriptEvent) -> None:
         self._events.put_nowait(event)
 
+    def stats(self) -> dict[str, float]:
+        """Counters of this stream: what benchmarks and metrics report."""
+        return {
+            "retracted_segments": self.retracted_segments,
+            "repeated_phrases": self.repeated_phrases,
+            "final_retries": self.final_retries,
+            "confirmed_fallbacks": self.confirmed_fallbacks,
+            "language_changes": self.language.changes,
+            "dropped_audio_s": self.dropped_audio_s,
+        }
+
     # -- processing ----------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -281,7 +314,7 @@ class StreamingTranscriber:
                     await self._end_segment(self._samples_in, reason="flush")
                     continue
                 self._queued_samples -= item.size
-                probs = await loop.run_in_executor(_VAD_EXECUTOR, self._vad.process, item)
+                item, probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
                 await self._ingest(item, probs)
         finally:
             if self._interim_task is not None:
@@ -311,6 +344,11 @@ class StreamingTranscriber:
         else:
             self._trim_idle_buffer()
 
+    def _listen(self, chunk: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Level-normalise a chunk and run the VAD on it (on the VAD thread)."""
+        levelled = self._level.process(chunk)
+        return levelled, self._vad.process(levelled)
+
     def _audio(self, start: int, end: int) -> FloatArray:
         a, b = max(0, start - self._buf_start), max(0, end - self._buf_start)
         return self._buf[a:b]
@@ -335,13 +373,16 @@ class StreamingTranscriber:
             self._buf = self._buf[drop:]
             self._buf_start = keep_from
 
-    def _decode_options(self, beam: int) -> DecodeOptions:
+    def _decode_options(
+        self, beam: int, language: str | None, temperatures: tuple[float, ...] = (0.0,)
+    ) -> DecodeOptions:
         return DecodeOptions(
-            language=self.language.language,
+            language=language,
             prompt=self._prompt if self.options.use_prompt else "",
             beam_size=beam,
             word_timestamps=True,
             encoder_pad_s=self.options.encoder_pad_s,
+            temperatures=temperatures,
         )
 
     async def _decode(
@@ -351,20 +392,33 @@ class StreamingTranscriber:
         end: int,
         beam: int,
         seam: tuple[Word, ...] = (),
+        *,
+        with_context: bool = True,
+        temperatures: tuple[float, ...] = (0.0,),
     ) -> tuple[Hypothesis, GuardVerdict]:
         """Decode [start, end) with up to ``context_s`` of audio before it.
 
         Words of the context are dropped (by time, then any of the ``seam`` words repeated at
         the boundary); words come back on the stream timeline. The hallucination guard judges
         the whole decode first (a credit line half in the context is still a credit line),
-        then what is kept.
+        then what is kept. A decode made without a language votes for the one it detected.
         """
         ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
+        if not with_context:
+            ctx = start
+        speech_s = (end - start) / SAMPLE_RATE
+        if kind is RequestKind.FINAL:
+            language = self.language.for_final(speech_s)
+        else:
+            language = self.language.language
         while True:
             hyp = await self.engine.decode(
-                self.stream_id, kind, self._audio(ctx, end), self._decode_options(beam)
+                self.stream_id, kind, self._audio(ctx, end),
+                self._decode_options(beam, language, temperatures),
             )
             whole = self._guard.check(hyp)
+            if language is None and not whole.rejected and hyp.language:
+                self.language.observe(hyp.language, hyp.language_probability, speech_s)
             if whole.rejected:
                 return hyp, whole
             offset = ctx / SAMPLE_RATE
@@ -460,7 +514,6 @@ class StreamingTranscriber:
     def _show_interim(self, hyp: Hypothesis, verdict: GuardVerdict, speech_s: float) -> None:
         if verdict.rejected:
             return
-        self._observe_language(hyp, speech_s)
         _, tentative = self._agreement.insert(verdict.words)
         confirmed = self._agreement.confirmed
         shown = confirmed + tentative
@@ -495,10 +548,6 @@ class StreamingTranscriber:
         words = confirmed + (verdict.words if not verdict.rejected else ())
         joined = replace(hyp, words=words, text=join_words(words))
         return joined, GuardVerdict(words, joined.text)
-
-    def _observe_language(self, hyp: Hypothesis, speech_s: float) -> None:
-        if self.language.language is None and hyp.language:
-            self.language.observe(hyp.language, hyp.language_probability, speech_s)
 
     async def _cut_at_confirmed(self, seg_len: float) -> bool:
         """Finalise the confirmed words up to a sentence end (or any word when too long)."""
@@ -550,6 +599,7 @@ class StreamingTranscriber:
         except Superseded:
             pass
         self._emit_final(words, text, self.language.language or "")
+        self._seam_open = True
         self._floor = cut_sample
         self._seg_start = None
         self._start_segment(cut_sample)
@@ -582,31 +632,88 @@ class StreamingTranscriber:
             result = None
         if spec is not None and spec.end != end:
             spec.task.cancel()
+        confirmed = self._agreement.confirmed
         if result is None:
-            confirmed = self._agreement.confirmed
             fallback = Hypothesis(words=confirmed, language=self.language.language or "",
                                   text=join_words(confirmed))
             result = (fallback, GuardVerdict(confirmed, fallback.text))
+        elif self.options.retry_finals and end - start >= WINDOW:
+            result = await self._recover(start, end, result, confirmed)
         hyp, verdict = result
-        if not verdict.rejected:
-            self._observe_language(hyp, (end - start) / SAMPLE_RATE)
         seg_start_s, seg_end_s = start / SAMPLE_RATE, end / SAMPLE_RATE
         if verdict.rejected or not verdict.text:
             if self._interims_emitted:
+                self.retracted_segments += 1
+                logger.info("stream %s: segment %d retracted (%s)", self.stream_id,
+                            self._seg_index, verdict.rejected or "empty")
                 self._emit_final((), "", hyp.language, start=seg_start_s, end=seg_end_s)
             else:
                 self._seg_index += 1
         else:
-            self._emit_final(verdict.words, verdict.text, hyp.language)
+            self.repeated_phrases += verdict.repeats
+            self._emit_final(verdict.words, verdict.text, hyp.language,
+                             start=seg_start_s, end=seg_end_s)
         self._emit(TranscriptEvent(
             TranscriptEventType.SPEECH_ENDED, self._seg_index - 1, seg_start_s, seg_end_s
         ))
         self._seg_start = None
+        self._seam_open = False
         self._silence_since = end
         self._floor = end
         self._context_from = end
         self._agreement.reset()
         self._drop_before(end)
+
+    async def _recover(
+        self,
+        start: int,
+        end: int,
+        result: tuple[Hypothesis, GuardVerdict],
+        confirmed: tuple[Word, ...],
+    ) -> tuple[Hypothesis, GuardVerdict]:
+        """Decode a failed final again; failing that, keep the confirmed words
+        (:mod:`greffier.asr.recovery`)."""
+        shown = self._interims_emitted > 0
+        keys_confirmed = [word_key(w) for w in confirmed]
+
+        def keys(v: GuardVerdict) -> list[str]:
+            return [word_key(w) for w in v.words]
+
+        hyp, verdict = result
+        if judge(verdict.rejected, keys(verdict), keys_confirmed, shown=shown) is Verdict.ACCEPT:
+            return result
+        ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
+        had_context = ctx < start
+        best = result
+        for attempt in retry_plan(self.options.final_beam_size, had_context=had_context):
+            self.final_retries += 1
+            try:
+                candidate = await self._decode(
+                    RequestKind.FINAL, start, end, attempt.beam_size,
+                    seam=self._last_final_words, with_context=attempt.with_context,
+                    temperatures=attempt.temperatures,
+                )
+            except Superseded:
+                continue
+            c_hyp, c_verdict = candidate
+            verdict_now = judge(c_verdict.rejected, keys(c_verdict), keys_confirmed, shown=shown)
+            if verdict_now is Verdict.ACCEPT and not c_verdict.rejected:
+                return candidate
+            if not c_verdict.rejected and better(keys(c_verdict), keys(best[1]), keys_confirmed):
+                best = candidate
+        b_hyp, b_verdict = best
+        if b_verdict.rejected == "silence_phrase" or not confirmed:
+            return best
+        if not b_verdict.rejected and b_verdict.words:
+            # the best decode lost confirmed words: keep them, then what it heard after them
+            after = tuple(w for w in b_verdict.words if w.start >= confirmed[-1].end - 0.05)
+            words = confirmed + drop_seam_repeat(confirmed, after)
+        else:
+            words = confirmed
+        self.confirmed_fallbacks += 1
+        fallback = Hypothesis(words=words, language=b_hyp.language or hyp.language,
+                              text=join_words(words))
+        return fallback, GuardVerdict(words, fallback.text)
 
     def _emit_final(
         self,
@@ -617,6 +724,16 @@ class StreamingTranscriber:
         start: float | None = None,
         end: float | None = None,
     ) -> None:
+        if words:
+            # Nothing said twice: within the final, and across the seam with the last one.
+            start = words[0].start if start is None else start
+            end = words[-1].end if end is None else end
+            kept, removed = drop_repeats(words)
+            seamed = drop_seam_repeat(self._last_final_words, kept) if self._seam_open else kept
+            removed += len(seamed) < len(kept)
+            if removed:
+                self.repeated_phrases += removed
+                words, text = seamed, join_words(seamed)
         s = words[0].start if words else (start or 0.0)
         e = words[-1].end if words else (end or s)
         self._emit(TranscriptEvent(

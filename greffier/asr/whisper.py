@@ -60,6 +60,38 @@ class DecodeOptions:
     """Let Whisper write its timestamp tokens (long-form mode: steadier on long chunks holding
     several sentences); they are dropped from the text, words are timed by alignment."""
     encoder_pad_s: float = 3.0
+    temperatures: tuple[float, ...] = (0.0,)
+    """Whisper's temperature fallback: when the decode is a repetition loop or improbable, sample
+    again at each following temperature (used to retry a final; greedy/beam otherwise)."""
+
+
+_ZERO_S = 0.02
+_LOOP_WORDS = 3
+
+
+def padding_loop_start(words: Sequence[Word]) -> int:
+    """Index of the first word Whisper wrote without audio under it (``len(words)`` if none).
+
+    Given a buffer that ends in a pause, Whisper may continue into the padding by repeating
+    itself ("Printing Printing Printing...", or a clause said again): the alignment gives
+    those words no duration. A run of ``_LOOP_WORDS`` zero-length words marks the start.
+    """
+    run = 0
+    for i, w in enumerate(words):
+        if w.end - w.start < _ZERO_S:
+            run += 1
+            if run >= _LOOP_WORDS:
+                return i - run + 1
+        else:
+            run = 0
+    return len(words)
+
+
+def _needs_fallback(hyp: Hypothesis) -> bool:
+    """Whisper's own criteria for decoding again at a higher temperature."""
+    if hyp.no_speech_probability > 0.6 and hyp.avg_logprob < -1.0:
+        return False  # silence: no temperature will help
+    return hyp.compression_ratio > 2.4 or hyp.avg_logprob < -1.0 or not hyp.text.strip()
 
 
 def _import_faster_whisper() -> Any:
@@ -238,11 +270,57 @@ class WhisperDecoder:
             prompts.append(prompt)
             # French runs to ~8 tokens a second; the bound stops runaway repetition loops.
             max_new.append(int(16 + 10 * audio.size / SAMPLE_RATE))
+        hyps = self._generate(encoded, requests, prompts, max_new, content_frames, languages,
+                              beam=max(o.beam_size for _, o in requests), temperature=0.0)
+        for i, (_, opts) in enumerate(requests):
+            if len(opts.temperatures) > 1 and _needs_fallback(hyps[i]):
+                hyps[i] = self._fallback(features[i : i + 1], requests[i], prompts[i],
+                                         max_new[i], content_frames[i], languages[i], hyps[i])
+        return hyps
+
+    def _fallback(
+        self,
+        features: np.ndarray,
+        request: tuple[FloatArray, DecodeOptions],
+        prompt: list[int],
+        max_new: int,
+        content_frames: int,
+        language: tuple[str, float],
+        first: Hypothesis,
+    ) -> Hypothesis:
+        """Whisper's temperature fallback for one request: sample at rising temperatures until
+        a hypothesis is not a repetition loop nor improbable; else the most probable one."""
+        encoded = self._encode(features)
+        best = first
+        for temperature in request[1].temperatures[1:]:
+            if temperature <= 0:
+                continue
+            hyp = self._generate(encoded, [request], [prompt], [max_new], [content_frames],
+                                 [language], beam=1, temperature=temperature)[0]
+            if not _needs_fallback(hyp):
+                return hyp
+            if hyp.avg_logprob > best.avg_logprob:
+                best = hyp
+        return best
+
+    def _generate(
+        self,
+        encoded: Any,
+        requests: Sequence[tuple[FloatArray, DecodeOptions]],
+        prompts: list[list[int]],
+        max_new: list[int],
+        content_frames: list[int],
+        languages: list[tuple[str, float]],
+        *,
+        beam: int,
+        temperature: float,
+    ) -> list[Hypothesis]:
         tokenizer0 = self._tokenizer(languages[0][0])
+        sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature else {}
         results = self._ct2.generate(
             encoded,
             prompts,
-            beam_size=max(o.beam_size for _, o in requests),
+            beam_size=1 if temperature else beam,
             patience=1.0,
             length_penalty=1.0,
             repetition_penalty=1.0,
@@ -253,6 +331,7 @@ class WhisperDecoder:
             suppress_blank=True,
             suppress_tokens=self._suppressed(tokenizer0),
             max_initial_timestamp_index=50 if requests[0][1].segment_timestamps else 0,
+            **sampling,
         )
         token_lists: list[list[int]] = []
         for res, m in zip(results, max_new, strict=True):
@@ -272,7 +351,13 @@ class WhisperDecoder:
             text = tok.decode(tokens).strip()
             score = float(res.scores[0]) if res.scores else 0.0
             avg_logprob = score * max(1, len(tokens)) / (len(tokens) + 1)
-            words = tuple(words_per_item[i]) if requests[i][1].word_timestamps else ()
+            words: tuple[Word, ...] = ()
+            if requests[i][1].word_timestamps:
+                aligned = words_per_item[i]
+                words = tuple(aligned[: padding_loop_start(aligned)])
+                if len(words) < len(aligned):
+                    # the loop is not in the audio: judge what is
+                    text = "".join(w.text for w in words).strip()
             hyps.append(
                 Hypothesis(
                     words=words,

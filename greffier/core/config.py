@@ -68,6 +68,9 @@ class AsrSettings(BaseModel):
     """Requests decoded together; 0 picks 1 on CPU and 8 on CUDA."""
     agreement: int = Field(default=2, ge=1, le=4)
     """LocalAgreement-n: words confirmed once n successive hypotheses agree."""
+    normalize_level: bool = True
+    """Slow automatic gain before the VAD and Whisper, so quiet microphones (speech peaking
+    at -40 dBFS) are captioned like loud ones; silence and steady noise are not raised."""
 
 
 class VadSettings(BaseModel):

@@ -82,3 +82,34 @@ def test_a_sentence_repeated_into_the_padding_is_said_once() -> None:
     assert guard.check(hyp("no no I said no no", compression_ratio=1.2)).text == (
         "no no I said no no"
     )
+
+
+def test_words_whisper_wrote_into_the_padding_are_cut() -> None:
+    """Recorded (base, the two-speaker live test's lost sentence): a buffer ending at the pause
+    after "concerned," came back as the clause said three times, the copies with no duration
+    in the padding; the guard then rejected the whole decode as a loop and the final was empty.
+    """
+    from greffier.asr.whisper import padding_loop_start
+
+    said = [(" Printing", 1.54, 2.08), (" in", 2.08, 2.46), (" the", 2.46, 2.6),
+            (" only", 2.6, 2.9), (" sense", 2.9, 3.24), (" with", 3.24, 3.56),
+            (" which", 3.56, 3.78), (" we", 3.78, 4.0), (" are", 4.0, 4.16), (" at", 4.16, 4.34),
+            (" present", 4.34, 4.64), (" concerned.", 4.64, 5.1)]
+    loop = [(t, 5.1, 5.1) for t, _, _ in said[:-1]] + [(" concerned.", 5.1, 5.32)] + [
+        (t, 5.56, 5.56) for t, _, _ in said[:8]]
+    words = [Word(s, e, t) for t, s, e in said + loop]
+    assert padding_loop_start(words) == len(said)
+    one = [Word(0.0, 2.2, " Printing")] + [Word(2.2, 2.2, " Printing")] * 10
+    assert padding_loop_start(one) == 1
+    # short words legitimately aligned to no duration, one or two at a time, stay
+    spoken = [Word(0.0, 0.3, " a"), Word(0.3, 0.3, " b"), Word(0.3, 0.6, " c"),
+              Word(0.6, 0.6, " d"), Word(0.6, 0.6, " e"), Word(0.6, 0.9, " f")]
+    assert padding_loop_start(spoken) == len(spoken)
+
+
+def test_a_sentence_said_again_keeps_one_copy_and_a_loop_is_rejected() -> None:
+    said = "printing then for our purpose may be considered as the art of making books."
+    verdict = guard.check(hyp(f"{said} {said[:40]}", compression_ratio=2.6))
+    assert not verdict.rejected and verdict.text == said and verdict.repeats == 1
+    # mostly a loop: the decode is not trusted at all
+    assert guard.check(hyp("printing then for our purpose. " * 4)).rejected

@@ -105,7 +105,34 @@ def test_forced_language_is_used_for_every_decode(clips) -> None:
 def test_undetected_language_is_held_after_enough_speech(clips) -> None:
     decoder = CountingDecoder()
     run(two_utterances(clips), decoder)
-    assert decoder.languages[0] is None and decoder.languages[-1] == "en"
+    # detected first, then held (finals of 1.5 s or more still re-check it for a while)
+    assert decoder.languages[0] is None and "en" in decoder.languages
+
+
+class MisheardFirstDecoder(CountingDecoder):
+    """Detects German on short buffers (a badly recognised start), French on longer ones."""
+
+    def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+        hyps = super().decode_batch(requests)
+        out = []
+        for (audio, opts), h in zip(requests, hyps, strict=True):
+            detected = "de" if audio.size < 3.5 * SAMPLE_RATE else "fr"
+            out.append(Hypothesis(words=h.words, text=h.text, avg_logprob=-0.2,
+                                  language=opts.language or detected,
+                                  language_probability=1.0 if opts.language else 0.6))
+        return out
+
+
+def test_a_badly_detected_first_segment_is_corrected_by_the_finals(clips) -> None:
+    speech = [read_audio(clips[c].audio) for c in (
+        "ljspeech_LJ001-0001", "ljspeech_LJ001-0003", "ljspeech_LJ001-0005")]
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    decoder = MisheardFirstDecoder()
+    events = run(np.concatenate([gap, speech[0], gap, speech[1], gap, speech[2], gap]), decoder)
+    assert "de" in decoder.languages, "the first interims held the wrong language"
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL and e.text]
+    assert finals[-1].language == "fr"
+    assert decoder.languages[-1] == "fr"
 
 
 def test_long_speech_is_cut_at_a_bounded_length(clips) -> None:
@@ -146,3 +173,75 @@ def test_flush_and_close_finalise_what_is_being_said(clips) -> None:
     engine.close()
     assert n_after_flush == 1
     assert [e.type for e in events].count(TranscriptEventType.FINAL) == 1
+
+
+class FailingFinalDecoder(CountingDecoder):
+    """Interims as usual; a decode of audio ending in digital silence (a final: the segment
+    ends at a pause) comes back as a repetition loop, unless asked for the temperature
+    fallback (``recovers``) ."""
+
+    def __init__(self, recovers: bool) -> None:
+        super().__init__()
+        self.recovers = recovers
+        self.fallbacks = 0
+
+    def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+        hyps = super().decode_batch(requests)
+        out = []
+        for (audio, opts), h in zip(requests, hyps, strict=True):
+            final_like = audio.size > 1600 and not audio[-1600:].any()
+            if len(opts.temperatures) > 1:
+                self.fallbacks += 1
+            if final_like and not (self.recovers and len(opts.temperatures) > 1):
+                loop = " la" * 40
+                h = Hypothesis(words=(), language="en", text=loop.strip(),
+                               compression_ratio=8.0, avg_logprob=-0.2)
+            out.append(h)
+        return out
+
+
+def run_stream(audio: np.ndarray, decoder: CountingDecoder, **kw) -> tuple[list, dict]:
+    engine = InferenceEngine(decoder).start()
+    holder: dict = {}
+
+    def make() -> StreamingTranscriber:
+        holder["s"] = StreamingTranscriber(engine, StreamingOptions(synchronous=True, **kw))
+        return holder["s"]
+
+    async def go():
+        return await replay(audio, make)
+
+    result = asyncio.run(go())
+    engine.close()
+    return [e.event for e in result.events], holder["s"].stats()
+
+
+def test_a_failed_final_is_decoded_again_with_the_temperature_fallback(clips) -> None:
+    decoder = FailingFinalDecoder(recovers=True)
+    events, stats = run_stream(two_utterances(clips), decoder)
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL]
+    assert len(finals) == 2 and all(f.text for f in finals)
+    assert decoder.fallbacks >= 2 and stats["final_retries"] >= 2
+    assert stats["retracted_segments"] == 0 and stats["confirmed_fallbacks"] == 0
+
+
+def test_when_every_retry_fails_the_confirmed_words_are_the_final(clips) -> None:
+    decoder = FailingFinalDecoder(recovers=False)
+    events, stats = run_stream(two_utterances(clips), decoder)
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL]
+    assert [bool(f.text) for f in finals] == [True, True]
+    for f in finals:
+        interims = [e for e in events if e.type is TranscriptEventType.INTERIM
+                    and e.segment_index == f.segment_index]
+        confirmed = interims[-1].words[: interims[-1].confirmed_words]
+        assert confirmed and f.words[: len(confirmed)] == confirmed
+    assert stats["confirmed_fallbacks"] == 2 and stats["retracted_segments"] == 0
+
+
+def test_a_final_said_twice_by_the_decoder_is_said_once(clips) -> None:
+    sentence = "the committee approved the budget for the new school building on Monday"
+    decoder = CountingDecoder(f"{sentence}. {sentence[:52]}")
+    events, stats = run_stream(two_utterances(clips), decoder, context_s=0.0)
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL and e.text]
+    assert finals[0].text == sentence + "."
+    assert stats["repeated_phrases"] >= 1
