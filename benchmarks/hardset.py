@@ -283,10 +283,10 @@ def _build_into(root: Path, out: Path) -> None:
     w.close()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(build(force=args.force))
     return 0
 

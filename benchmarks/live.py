@@ -42,6 +42,7 @@ import shlex
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,17 @@ from benchmarks.metrics import (
 )
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.config import Settings
+from greffier.core.text import normalize_text
 from greffier.rtc import server as lk_server
 from greffier.rtc.worker_process import WorkerProcess
 
 GAP_S = 2.0
 TAIL_S = 4.0
+FRAME_S = 0.02
 OFF_TIMELINE_S = 1.0
+ATTRIBUTION_WINDOW_S = 3.0
+"""A segment is attributed to a clip of its speaker whose speech lies within this many
+seconds of it (meeting time); of several, the one whose reference shares most of its words."""
 SUMMARY_KEYS = (
     "final_latency_p50_s", "final_latency_p95_s", "first_interim_latency_p50_s",
     "first_interim_latency_p95_s", "clip_final_latency_p50_s", "clip_final_latency_p95_s",
@@ -87,7 +93,7 @@ SUMMARY_KEYS = (
     "wer_finals_normalised", "wer_finals_normalised_by_language", "retracted_segments",
     "segments_left_interim", "clips_without_final", "utterances_without_final",
     "repeated_phrases", "finals", "interims", "captions_off_the_timeline",
-    "worker_cpu_percent", "worker_rss_mb", "by_variant", "wall_s",
+    "worker_cpu_percent", "worker_rss_mb", "by_variant", "wall_s", "publisher_lag_max_s",
 )
 
 
@@ -101,11 +107,18 @@ class Row:
     offset: float
     """Seconds into the participant's track at which the clip begins."""
     started_at: float = 0.0
-    """Wall time of the track's first sample."""
+    """Wall time of the track's first sample (used when ``frame_times`` is not known)."""
+    frame_times: np.ndarray | None = None
+    """Wall time at which each 20 ms frame of the track was handed to LiveKit."""
     captions: list[Any] = field(default_factory=list)
 
     def wall(self, t: float) -> float:
-        return self.started_at + self.offset + t
+        """Wall time at which clip time ``t`` left the publisher."""
+        x = self.offset + t
+        if self.frame_times is None or not self.frame_times.size:
+            return self.started_at + x
+        k = min(max(int(x / FRAME_S), 0), self.frame_times.size - 1)
+        return float(self.frame_times[k]) + (x - k * FRAME_S)
 
     @property
     def speech_start(self) -> float:
@@ -159,16 +172,45 @@ def plan(clips: list[Clip], utterances: dict[str, list[tuple[float, float]]]) ->
     return stages
 
 
+async def publish_tracked(room: Any, samples: np.ndarray) -> np.ndarray:
+    """Publish a recording at real-time pace, as ``greffier.rtc.client.publish_audio`` does,
+    and return the wall time at which each 20 ms frame was handed to the track: on a busy
+    machine the publisher falls behind its schedule, and latencies count from these times."""
+    from livekit import rtc
+
+    from greffier.core.audio import float32_to_pcm16
+
+    source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+    track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    await room.local_participant.publish_track(track, options)
+    per = int(SAMPLE_RATE * FRAME_S)
+    pcm = float32_to_pcm16(np.asarray(samples, dtype=np.float32))
+    n = -(-pcm.size // per)
+    pcm = np.concatenate([pcm, np.zeros(n * per - pcm.size, np.int16)])
+    times = np.zeros(n)
+    await asyncio.sleep(0.3)  # let the subscription settle before the first word
+    start = time.time()
+    for k in range(n):
+        delay = start + k * FRAME_S - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await source.capture_frame(rtc.AudioFrame(pcm[k * per : (k + 1) * per].tobytes(),
+                                                  SAMPLE_RATE, 1, per))
+        times[k] = time.time()
+    await source.wait_for_playout()
+    await source.aclose()
+    return times
+
+
 async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row], list[Any],
                                                                       dict[str, Any]]:
     """One live run: the worker, the listener, every stage published; what was received."""
     from greffier.rtc.client import (
         CaptionCollector,
-        PublishedAudio,
         connect,
         dispatch_agent,
         list_participants,
-        publish_audio,
     )
 
     lk = settings.livekit
@@ -180,6 +222,7 @@ async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row],
     worker.start()
     proc = psutil.Process(worker.pid)
     rows: list[Row] = []
+    lags: list[float] = []
     try:
         listener = await connect(lk, identity="bench-listener", room=room)
         collector = CaptionCollector(listener)
@@ -195,17 +238,17 @@ async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row],
         for stage in stages:
             bots = [await connect(lk, identity=b.identity, room=room, name=b.identity,
                                   auto_subscribe=False) for b in stage]
-            published = [PublishedAudio() for _ in stage]
-            await asyncio.gather(*[
-                publish_audio(bot, b.audio, SAMPLE_RATE, published=p, unpublish=False)
-                for bot, b, p in zip(bots, stage, published, strict=True)])
+            published = await asyncio.gather(*[
+                publish_tracked(bot, b.audio) for bot, b in zip(bots, stage, strict=True)])
             await asyncio.sleep(TAIL_S)
             for bot in bots:
                 await bot.disconnect()
             audio_s += max(b.audio.size for b in stage) / SAMPLE_RATE
-            for b, p in zip(stage, published, strict=True):
+            for b, times in zip(stage, published, strict=True):
+                lags.append(float(np.max(times - times[0] - FRAME_S * np.arange(times.size))))
                 for r in b.rows:
-                    r.started_at = p.started_at
+                    r.started_at = float(times[0])
+                    r.frame_times = times
                 rows += b.rows
         wall = time.monotonic() - t0
         cpu1 = proc.cpu_times()
@@ -215,6 +258,7 @@ async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row],
         worker.stop()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     stats = {"audio_s": round(audio_s, 1), "wall_s": round(wall, 1),
+             "publisher_lag_max_s": round(max(lags, default=0.0), 3),
              "worker_cpu_percent": round(100 * cpu_s / wall, 1),
              "worker_rss_mb": round(rss_mb, 1)}
     return rows, collector.captions, stats
@@ -226,25 +270,23 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
     by_identity: dict[str, list[Row]] = {}
     for r in rows:
         by_identity.setdefault(r.identity, []).append(r)
-    unassigned = 0
-    owner_of_segment: dict[str, Row] = {}
-    per_caption: list[float] = []
+    segments: dict[str, list[Any]] = {}
     for c in data:
-        m = c.message
-        mid = m.meeting_started_at + (m.start + m.end) / 2
-        candidates = by_identity.get(c.speaker_identity, [])
-
-        def distance(r: Row, mid: float = mid) -> float:
-            return max(r.speech_start - mid, mid - r.speech_end, 0.0)
-
-        owner = min(candidates, key=distance, default=None)
-        if owner is None or distance(owner) > OFF_TIMELINE_S:
-            unassigned += 1
+        segments.setdefault(f"{c.speaker_identity}/{c.segment_id}", []).append(c)
+    unassigned = off_timeline = 0
+    owner_of_segment: dict[str, Row] = {}
+    for key, caps in segments.items():
+        owner, distance = attribute(caps, by_identity.get(caps[0].speaker_identity, []))
+        if owner is None:
+            unassigned += len(caps)
             continue
-        owner.captions.append(c)
-        owner_of_segment.setdefault(f"{c.speaker_identity}/{c.segment_id}", owner)
-        if c.final and c.text:
-            per_caption.append(c.received_at - (m.meeting_started_at + m.end))
+        off_timeline += len(caps) if distance > OFF_TIMELINE_S else 0
+        owner.captions.extend(caps)
+        owner_of_segment[key] = owner
+    for r in rows:
+        r.captions.sort(key=lambda c: c.received_at)
+    per_caption = [c.received_at - (c.message.meeting_started_at + c.message.end)
+                   for r in rows for c in r.captions if c.final and c.text]
     retracted, left = retracted_segments(
         CaptionEvent(f"{c.speaker_identity}/{c.segment_id}", c.final, c.text) for c in data)
 
@@ -283,7 +325,8 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
         "per_caption_final_latency_p95_s": _r(percentile(per_caption, 95)),
         "finals": sum(1 for c in data if c.final and c.text),
         "interims": sum(1 for c in data if not c.final),
-        "captions_off_the_timeline": unassigned,
+        "captions_off_the_timeline": off_timeline + unassigned,
+        "captions_unattributed": unassigned,
         "per_clip": per_clip,
     })
     out["by_variant"] = {
@@ -292,6 +335,34 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
         for v in dict.fromkeys(p["variant"] for p in per_clip)
     }
     return out
+
+
+def attribute(caps: list[Any], rows: list[Row]) -> tuple[Row | None, float]:
+    """The clip a segment's captions belong to, and how far (meeting time) its words lie from
+    that clip's speech: the clips of its speaker within :data:`ATTRIBUTION_WINDOW_S`; of
+    several, the one whose reference shares most of the segment's words (a caption placed a
+    little late on a busy machine still goes to the clip it transcribes), then the nearest."""
+    shown = [c for c in caps if c.text]
+    decisive = next((c for c in reversed(shown) if c.final), shown[-1] if shown else caps[-1])
+    m = decisive.message
+    mid = m.meeting_started_at + (m.start + m.end) / 2
+
+    def distance(r: Row) -> float:
+        return max(r.speech_start - mid, mid - r.speech_end, 0.0)
+
+    near = [r for r in rows if distance(r) <= ATTRIBUTION_WINDOW_S]
+    if not near:
+        return None, float("inf")
+    words = Counter(normalize_text(decisive.text).split())
+
+    def shared(r: Row) -> float:
+        if not words:
+            return 0.0
+        ref = Counter(normalize_text(r.clip.reference).split())
+        return sum((words & ref).values()) / sum(words.values())
+
+    owner = max(near, key=lambda r: (round(shared(r), 2), -distance(r)))
+    return owner, distance(owner)
 
 
 def summarize(rows: list[Row], per_clip: list[dict[str, Any]], brief: bool = False) -> (
@@ -489,7 +560,8 @@ Manifest: `{res['manifest_name']}`{res['set_note']}.
 | clips without a final | {res['clips_without_final']} | 0 |
 | utterances without a final | {res['utterances_without_final']} | |
 | repeated phrases | {res['repeated_phrases']} | 0 |
-| captions more than 1 s off their clip's speech | {res['captions_off_the_timeline']} | 0 |
+| captions more than 1 s off their clip's speech (meeting time) | {res['captions_off_the_timeline']} | 0 |
+| publisher behind its real-time schedule (max; latencies count from the real send times) | {fmt(res.get('publisher_lag_max_s'), ' s')} | |
 | finals / interim updates received | {res['finals']} / {res['interims']} | |
 | worker CPU (of one core) / memory | {res['worker_cpu_percent']} % / {res['worker_rss_mb']} MB | |
 
@@ -518,7 +590,7 @@ def select(clips: list[Clip], only: str | None, languages: tuple[str, ...]) -> l
     return [c for c in clips if pattern.search(c.id) or (c.group and c.group in groups)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="shared",
                         help="shared, hard, or the path of a manifest TSV")
@@ -532,10 +604,10 @@ def main() -> int:
                         help="how the machine was during the run (written into the results)")
     parser.add_argument("--output", help="result name (default live / live_hard / live_<stem>)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t_start = time.monotonic()
     command = "flock /tmp/greffier-heavy.lock .venv/bin/python -m benchmarks.live " + \
-        " ".join(shlex.quote(a) for a in sys.argv[1:])
+        " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if args.model:
         os.environ["GREFFIER_ASR__MODEL"] = args.model
     if args.language:

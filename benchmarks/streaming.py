@@ -406,7 +406,7 @@ above 2 speakers, see `InferenceEngine.interim_spacing`):
 """
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="shared",
                         help="shared, hard, or the path of a manifest TSV")
@@ -423,7 +423,7 @@ def main() -> int:
                         help="results/<name>.json and .md (default streaming, streaming_hard "
                              "for the hard set; streaming_gpu on a GPU machine)")
     parser.add_argument("--results-dir", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     settings = Settings()
     languages = tuple(args.languages.split(","))
     clips, manifest = load_set(args.set, settings, languages)

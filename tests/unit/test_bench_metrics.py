@@ -242,3 +242,36 @@ def test_live_figures_from_a_scripted_caption_sequence(tmp_path: Path) -> None:
     assert res["final_latency_by_utterance_length"]["3-8s"]["p50_s"] == pytest.approx(0.8)
     assert res["final_latency_by_utterance_length"]["<3s"]["without_final"] == 1
     assert res["by_variant"]["v"]["clips"] == 2
+
+
+def test_a_late_caption_goes_to_the_clip_it_transcribes(tmp_path: Path) -> None:
+    from benchmarks.common import load_set
+    from benchmarks.live import attribute, plan
+    from greffier.rtc.client import ReceivedCaption
+    from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
+
+    path = _clip_files(tmp_path, [
+        {"id": "short", "lang": "en", "dur": "1.8", "text": "Has never been surpassed.",
+         "variant": "v", "utts": [(0.0, 1.7)]},
+        {"id": "next", "lang": "en", "dur": "8.0", "text": "Printing, then, for our purpose",
+         "variant": "v", "utts": [(0.3, 7.5)]},
+    ])
+    clips, _ = load_set(str(path))
+    (stage,) = plan(clips, {c.id: c.utterances() for c in clips})
+    rows = stage[0].rows
+    times = 1000.0 + 0.02 * np.arange(stage[0].audio.size // 320)
+    for r in rows:
+        r.frame_times = times
+    # "short" speaks 1002.0-1003.7, "next" from 1006.1; the final is placed 2 s late
+    assert rows[0].wall(1.7) == pytest.approx(1003.7) and rows[1].speech_start == pytest.approx(
+        1006.1)
+    msg = CaptionMessage(segment_id="s", track_sid="T", speaker=CaptionSpeaker(
+        identity="x", name="x"), language="en", start=4.0, end=5.7, final=True,
+        text="Has never been surpassed.", meeting_started_at=1000.0)
+    cap = ReceivedCaption(received_at=1006.5, via="data", segment_id="s", speaker_identity="x",
+                          final=True, text=msg.text, message=msg)
+    owner, distance = attribute([cap], rows)
+    assert owner is rows[0] and distance == pytest.approx(1.15)
+    # a publisher that fell 0.5 s behind from the second clip on moves its speech with it
+    times[int(4.0 / 0.02):] += 0.5
+    assert rows[1].speech_start == pytest.approx(1006.6)
