@@ -157,23 +157,38 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
 def normalised_wer(
     references: list[str], hypotheses: list[str], language: str | list[str]
 ) -> float | None:
-    """Corpus WER through ``jiwer`` after the standard normaliser of each pair's language
-    (Whisper's English one, the documented French one: ``greffier.evaluation``); ``None``
-    while that module is not available."""
+    """Corpus WER (``jiwer``, ``greffier.evaluation.metrics.word_errors``) after the standard
+    normaliser of each pair's language (Whisper's English one, the documented French one:
+    ``greffier.evaluation.normalize``); ``None`` when that package is missing."""
     try:
-        import jiwer
-
-        from greffier.evaluation.normalize import normalize
+        from greffier.evaluation.metrics import ErrorCounts, word_errors
+        from greffier.evaluation.normalize import normalizer_for
     except ImportError:
         return None
     langs = [language] * len(references) if isinstance(language, str) else language
-    pairs = [(normalize(r, lang), normalize(h, lang))
-             for r, h, lang in zip(references, hypotheses, langs, strict=True)]
-    pairs = [(r, h) for r, h in pairs if r.strip()]
-    if not pairs:
-        return None
-    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
-    return round(float(out.wer), 4)
+    total = ErrorCounts()
+    for lang in dict.fromkeys(langs):
+        pairs = [(r, h) for r, h, g in zip(references, hypotheses, langs, strict=True)
+                 if g == lang]
+        total += word_errors([r for r, _ in pairs], [h for _, h in pairs],
+                             normalizer_for(lang))
+    return round(float(total.rate), 4) if references else None
+
+
+def set_label(name: str, settings: Settings | None = None) -> str:
+    """``shared``, ``hard`` or the manifest path: a path naming the shared or hard set's
+    manifest counts as that set (``greffier bench`` passes paths)."""
+    if name in ("shared", "hard"):
+        return name
+    settings = settings or Settings()
+    path = Path(name).resolve()
+    if path == (settings.speech_data / "manifest.tsv").resolve():
+        return "shared"
+    from benchmarks.hardset import hardset_dir
+
+    if path == (hardset_dir(settings) / "manifest.tsv").resolve():
+        return "hard"
+    return name
 
 
 def offline_transcripts(

@@ -59,6 +59,7 @@ from benchmarks.common import (
     normalised_wer,
     offline_transcripts,
     percentile,
+    set_label,
     wer,
     write_results,
 )
@@ -614,12 +615,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GREFFIER_ASR__LANGUAGE"] = args.language
     settings = Settings()
     languages = tuple(args.languages.split(","))
-    clips, manifest = load_set(args.set, settings, languages)
+    label = set_label(args.set, settings)
+    clips, manifest = load_set(label, settings, languages)
     clips = select(clips, args.only, languages)
     if args.limit:
         clips = clips[: args.limit]
     name = args.output or {"shared": "live", "hard": "live_hard"}.get(
-        args.set, f"live_{Path(args.set).stem}")
+        label, f"live_{Path(label).stem}")
     utterances = {c.id: c.utterances() for c in clips}
     cfg = lk_server.ServerConfig(cache_dir=settings.cache_dir)
     started = lk_server.start(cfg)
@@ -638,10 +640,10 @@ def main(argv: list[str] | None = None) -> int:
             lk_server.stop(cfg)
     offline = offline_figures(clips, settings)
     res: dict[str, Any] = {
-        "set": args.set, "manifest_name": manifest.name if args.set in ("shared", "hard")
+        "set": label, "manifest_name": manifest.name if label in ("shared", "hard")
         else str(manifest),
         "set_note": " (built by `python -m benchmarks.hardset` into the cache, "
-                    "nothing copied into the repository)" if args.set == "hard" else "",
+                    "nothing copied into the repository)" if label == "hard" else "",
         "conditions": args.conditions, "command": command,
         "model": settings.asr.model, "language_setting": settings.asr.language,
         "runs_count": len(runs),

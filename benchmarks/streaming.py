@@ -48,6 +48,7 @@ from benchmarks.common import (
     machine,
     normalised_wer,
     percentile,
+    set_label,
     speech_bounds,
     write_results,
 )
@@ -426,14 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     languages = tuple(args.languages.split(","))
-    clips, manifest = load_set(args.set, settings, languages)
+    label = set_label(args.set, settings)
+    clips, manifest = load_set(label, settings, languages)
     if args.only:
         clips = [c for c in clips if re.search(args.only, c.id)]
     if args.limit:
         clips = clips[: args.limit]
-    capacity_clips = clips if args.set == "shared" else load_set("shared", settings)[0]
+    capacity_clips = clips if label == "shared" else load_set("shared", settings)[0]
     output = args.output or {"shared": "streaming", "hard": "streaming_hard"}.get(
-        args.set, f"streaming_{Path(args.set).stem}")
+        label, f"streaming_{Path(label).stem}")
     utterances = {c.id: c.utterances() for c in clips}
     decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
     engine = engine_for(decoder, settings.asr.max_batch_size)
@@ -465,8 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     engine.close()
     offline = systems.get("faster-whisper offline", {})
     res = {
-        "set": args.set,
-        "manifest": manifest.name if args.set in ("shared", "hard") else str(manifest),
+        "set": label,
+        "manifest": manifest.name if label in ("shared", "hard") else str(manifest),
         "model": settings.asr.model,
         "device": f"{decoder.device.device}/{decoder.device.compute_type}, batch {batch}",
         "clips": len(clips),

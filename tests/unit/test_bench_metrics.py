@@ -275,3 +275,15 @@ def test_a_late_caption_goes_to_the_clip_it_transcribes(tmp_path: Path) -> None:
     # a publisher that fell 0.5 s behind from the second clip on moves its speech with it
     times[int(4.0 / 0.02):] += 0.5
     assert rows[1].speech_start == pytest.approx(1006.6)
+
+
+def test_normalised_wer_uses_each_pairs_language_and_set_labels(tmp_path: Path) -> None:
+    from benchmarks.common import normalised_wer, set_label, wer
+    from greffier.core.config import Settings
+
+    refs, hyps = ["Twenty-five colours.", "Il a 25 ans."], ["25 colors", "il a vingt-cinq ans"]
+    assert normalised_wer(refs, hyps, ["en", "fr"]) == 0.0
+    assert wer(refs, hyps) > 0.5  # the project's own normaliser keeps spellings and numbers
+    settings = Settings(speech_data=tmp_path)
+    assert set_label(str(tmp_path / "manifest.tsv"), settings) == "shared"
+    assert set_label("hard", settings) == "hard" and set_label("x.tsv", settings) == "x.tsv"
