@@ -4,15 +4,19 @@
 ``capacity`` run the repository's benchmark modules (``python -m benchmarks.<name>`` from the
 clone's root), which are not part of the installed package. They receive the model, language
 and device as ``GREFFIER_ASR__MODEL``/``__LANGUAGE``/``__DEVICE`` in their environment, and
-``--set``, ``--out``, ``--runs``, ``--limit``, ``--languages`` flags only when the user gave the
-matching option; a data set that is not a manifest is first written as one (``--set`` then
-names that manifest). Arguments after ``--`` are passed on unchanged.
+flags only for the options the user gave, named as the module declares them (``TRANSLATION``:
+``--set``; ``--out`` -> ``--results-dir``; ``--runs`` -> ``--runs`` or ``--repeats``;
+``--limit``; ``--language xx`` -> ``--languages xx`` for streaming and live); a data set that
+is not a manifest is first written as one (``--set`` then names that manifest). Arguments
+after ``--`` are passed on unchanged. ``asr --set hard`` builds the hard set with the
+repository's ``benchmarks.hardset``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,8 +35,8 @@ SUBCOMMANDS = {
 NAMED_SETS = ("shared", "hard")
 
 DATA_HELP = (
-    "data set: 'shared' (the shared clips), 'hard' (streaming/live: built from them at run "
-    "time), a greffier manifest TSV, a LibriSpeech-style folder (*.trans.txt beside the audio), "
+    "data set: 'shared' (the shared clips), 'hard' (variants built from them at run time by "
+    "the repository's benchmarks.hardset), a greffier manifest TSV, a LibriSpeech-style folder (*.trans.txt beside the audio), "
     "a Common Voice TSV (audio in clips/), an MLS split (transcripts.txt, audio/), or an "
     "AMI-style folder (*.rttm, audio named after the recording, optional .uem/.txt/.stm)"
 )
@@ -89,32 +93,82 @@ def _default_out(root: Path | None) -> Path:
     return root / "benchmarks" / "results" if root is not None else Path("bench-results")
 
 
+_OPTION = re.compile(r"""add_argument\(\s*["'](--[\w-]+)["']""")
+
+TRANSLATION = {
+    "data": ("--set",),
+    "out": ("--results-dir", "--out"),
+    "runs": ("--runs", "--repeats"),
+    "limit": ("--limit",),
+    "languages": ("--languages",),
+}
+"""Our option -> the benchmark module's, first one it accepts."""
+
+
+def accepted_options(root: Path, module: str) -> set[str] | None:
+    """The ``--options`` a benchmark module declares (read from its source), or None when
+    its source cannot be read."""
+    try:
+        source = (root / "benchmarks" / f"{module}.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return set(_OPTION.findall(source))
+
+
 def module_arguments(
     args: argparse.Namespace, root: Path, manifest: Path | None = None
 ) -> list[str]:
     """The command line that runs ``args.bench`` from the repository (see the module
-    docstring for the translation)."""
+    docstring for the translation). Raises ConfigurationError for an option the module does
+    not take."""
     module = args.bench
     extra: list[str] = []
     if module == "capacity" and not (root / "benchmarks" / "capacity.py").is_file():
         module, extra = "streaming", ["--capacity-only", "--skip-peers", "--output", "capacity"]
-    cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
-    data = str(manifest) if manifest is not None else args.data
-    if data is not None:
-        cmd += ["--set", data]
-    if args.out is not None:
-        cmd += ["--out", str(args.out)]
-    if args.runs is not None:
-        cmd += ["--runs", str(args.runs)]
-    if args.limit is not None:
-        cmd += ["--limit", str(args.limit)]
+    accepted = accepted_options(root, module)
     lang = (args.language or "").strip().lower()
-    if lang and lang != "auto" and module in ("streaming", "live"):
-        cmd += ["--languages", lang]
+    given = {
+        "data": str(manifest) if manifest is not None else args.data,
+        "out": None if args.out is None else str(args.out),
+        "runs": None if args.runs is None else str(args.runs),
+        "limit": None if args.limit is None else str(args.limit),
+        "languages": lang if lang and lang != "auto" and module in ("streaming", "live")
+        else None,
+    }
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
+    for key, value in given.items():
+        if value is None:
+            continue
+        names = TRANSLATION[key]
+        flag = names[0] if accepted is None else next((n for n in names if n in accepted), None)
+        if flag is None:
+            option = {"data": "--set", "languages": "--language"}.get(key, f"--{key}")
+            raise ConfigurationError(f"benchmarks.{module} has no option for {option}",
+                                     hint=f"run greffier bench {args.bench} without it")
+        cmd += [flag, value]
     rest = list(getattr(args, "passthrough", []) or [])
     if rest and rest[0] == "--":
         rest = rest[1:]
     return cmd + rest
+
+
+def hard_set_manifest(root: Path, env: dict[str, str] | None = None) -> Path:
+    """Build (or find up to date) the hard set with the repository's ``benchmarks.hardset``
+    and return its manifest."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.hardset"], cwd=root,
+                         env=env or _module_env(root), capture_output=True, text=True,
+                         check=False)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines or not Path(lines[-1]).is_file():
+        raise ConfigurationError("benchmarks.hardset could not build the hard set",
+                                 hint="run python -m benchmarks.hardset in the repository")
+    return Path(lines[-1])
+
+
+def _module_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _needs_manifest(data: str | None) -> bool:
@@ -130,8 +184,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.bench == "asr":
         return _run_asr(args, settings)
     root = _require_repository()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    env = _module_env(root)
     with tempfile.TemporaryDirectory(prefix="greffier-bench-") as tmp:
         manifest = None
         if _needs_manifest(args.data):
@@ -154,7 +207,10 @@ def _run_asr(args: argparse.Namespace, settings: Settings) -> int:
     from greffier.evaluation.datasets import load_dataset
 
     data = args.data or "shared"
-    items = load_dataset(data, language=_forced(args.language), shared_root=settings.speech_data,
+    spec: str | Path = data
+    if data == "hard":
+        spec = hard_set_manifest(_require_repository())
+    items = load_dataset(spec, language=_forced(args.language), shared_root=settings.speech_data,
                          kinds=("transcript",))
     out = args.out or _default_out(find_repository())
     js, md = run_asr_bench(settings, items, AsrBenchOptions(

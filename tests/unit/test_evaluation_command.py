@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from greffier.cli import build_parser
+from greffier.core.errors import ConfigurationError
 from greffier.evaluation.command import find_repository, module_arguments
 from greffier.evaluation.resources import ResourceMeter, library_versions, machine
 
@@ -37,18 +38,40 @@ def parse(*argv: str):
     return build_parser().parse_args(["bench", *argv])
 
 
-def test_bench_options_reach_the_benchmark_modules() -> None:
-    args = parse("streaming", "--set", "hard", "--runs", "3", "--language", "fr", "--out",
-                 "/tmp/o", "--limit", "4", "--", "--skip-peers")
-    assert module_arguments(args, REPO) == [
-        sys.executable, "-m", "benchmarks.streaming", "--set", "hard", "--out", "/tmp/o",
-        "--runs", "3", "--limit", "4", "--languages", "fr", "--skip-peers"]
-    args = parse("live", "--data", "shared", "--model", "base", "--language", "auto")
-    assert module_arguments(args, REPO) == [sys.executable, "-m", "benchmarks.live",
-                                            "--set", "shared"]
-    args = parse("diarization", "--data", "/x/ami", "--language", "en")
-    assert module_arguments(args, REPO, Path("/t/manifest.tsv")) == [
-        sys.executable, "-m", "benchmarks.diarization", "--set", "/t/manifest.tsv"]
+def fake_benchmarks(root: Path, **modules: str) -> Path:
+    (root / "benchmarks").mkdir(parents=True, exist_ok=True)
+    for name, options in modules.items():
+        (root / "benchmarks" / f"{name}.py").write_text("\n".join(
+            f'parser.add_argument("{o}", type=int)' for o in options.split()))
+    return root
+
+
+def test_bench_options_reach_the_benchmark_modules(tmp_path: Path) -> None:
+    root = fake_benchmarks(tmp_path, streaming="--set --results-dir --limit --languages",
+                           live="--set --runs --languages", diarization="--repeats")
+    args = parse("streaming", "--set", "hard", "--language", "fr", "--out", "/tmp/o",
+                 "--limit", "4", "--", "--skip-peers")
+    assert module_arguments(args, root) == [
+        sys.executable, "-m", "benchmarks.streaming", "--set", "hard", "--results-dir", "/tmp/o",
+        "--limit", "4", "--languages", "fr", "--skip-peers"]
+    args = parse("live", "--data", "shared", "--model", "base", "--language", "auto",
+                 "--runs", "3")
+    assert module_arguments(args, root) == [sys.executable, "-m", "benchmarks.live",
+                                            "--set", "shared", "--runs", "3"]
+    args = parse("diarization", "--runs", "2", "--language", "en")
+    assert module_arguments(args, root)[2:] == ["benchmarks.diarization", "--repeats", "2"]
+    # an option the module does not declare is an error that names it
+    with pytest.raises(ConfigurationError, match="benchmarks.diarization has no option for --set"):
+        module_arguments(parse("diarization", "--data", "/x/ami"), root, Path("/t/m.tsv"))
+    with pytest.raises(ConfigurationError, match="--runs"):
+        module_arguments(parse("streaming", "--runs", "2"), root)
+
+
+def test_the_real_benchmark_modules_take_the_set_option() -> None:
+    args = parse("live", "--set", "hard", "--out", "/tmp/o")
+    assert module_arguments(args, REPO)[3:] == ["--set", "hard", "--results-dir", "/tmp/o"]
+    args = parse("streaming", "--set", "shared", "--limit", "2")
+    assert module_arguments(args, REPO)[3:] == ["--set", "shared", "--limit", "2"]
 
 
 def test_capacity_runs_its_own_module_or_the_streaming_one(tmp_path: Path) -> None:
