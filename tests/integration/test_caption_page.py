@@ -168,6 +168,12 @@ async def _caption_style(page: Any) -> dict[str, str]:
     }""")
 
 
+async def _box(page: Any) -> dict[str, float]:
+    return await page.evaluate(
+        "() => document.getElementById('captions').getBoundingClientRect().toJSON()"
+    )
+
+
 async def test_a_member_sees_live_captions_with_their_settings(
     livekit: LiveKitSettings, worker: Any, agent_name: str, clips: dict[str, Clip], service: str
 ) -> None:
@@ -198,7 +204,9 @@ async def test_a_member_sees_live_captions_with_their_settings(
     assert await wait_for(lambda: _has_captioner(livekit, room)), "no captioner joined"
     console: list[str] = []
     snapshots: list[dict[str, Any]] = []
-    shot = artifacts_dir() / "caption-page.png"
+    shots = artifacts_dir()
+    shot = shots / "caption-page.png"
+    interim_shot = False
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
@@ -225,6 +233,14 @@ async def test_a_member_sees_live_captions_with_their_settings(
             # Font colour: Tab to the select and type the first letter of a colour.
             await _tab_to(page, "#font-colour")
             await page.keyboard.press("y")
+            # Position: the captions move to the top of the window, then back to the bottom.
+            await _tab_to(page, "input[name=position]")
+            await page.keyboard.press("ArrowDown")
+            assert (await _caption_style(page))["position"] == "top"
+            assert (await _box(page))["top"] < 120
+            await page.keyboard.press("ArrowUp")
+            assert (await _box(page))["bottom"] > 720 - 40
+            await page.screenshot(path=str(shots / "caption-page-settings.png"))
             await page.keyboard.press("Escape")
             assert await page.evaluate("() => document.activeElement.id") == "settings-toggle"
             assert await page.is_hidden("#settings")
@@ -242,30 +258,40 @@ async def test_a_member_sees_live_captions_with_their_settings(
             intruder = await context.new_page()
             await intruder.goto(f"{service}/live/{room}")
             await _state(intruder, "need-token", console)
-            await intruder.focus("#token-input")
-            await intruder.keyboard.insert_text(stranger)
-            await intruder.keyboard.press("Enter")
-            await _state(intruder, "denied", console)
-            refusal = await intruder.inner_text("#notice")
-            assert "another room" in refusal, refusal
+            for token, says in (("not-a-token", "not accepted"), (stranger, "another room")):
+                await intruder.focus("#token-input")
+                await intruder.keyboard.insert_text(token)
+                await intruder.keyboard.press("Enter")
+                await intruder.wait_for_function(
+                    "s => document.getElementById('notice').textContent.includes(s)", arg=says
+                )
+                assert await intruder.evaluate("() => document.body.dataset.state") == "denied"
+                assert await intruder.is_visible("#token-form")
 
             await page.evaluate(RECORD_JS)
-            await publish_audio(alice, clip_audio(clips, CLIP), SAMPLE_RATE)
+            speaking = asyncio.create_task(
+                publish_audio(alice, clip_audio(clips, CLIP), SAMPLE_RATE)
+            )
             reference = clips[CLIP].text
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 40
             while time.monotonic() < deadline:
                 now = await page.evaluate(SNAPSHOT_JS)
                 heard = " ".join(x["text"] for x in now["lines"] if x["final"])
-                if word_error_rate([reference], [heard]).wer <= 0.15:
+                if speaking.done() and word_error_rate([reference], [heard]).wer <= 0.15:
                     break
-                await asyncio.sleep(0.5)
+                kinds = {x["final"] for x in now["lines"]}
+                if not interim_shot and kinds == {True, False}:  # a final, and words to come
+                    interim_shot = True
+                    await page.screenshot(path=str(shots / "caption-page-interim.png"))
+                await asyncio.sleep(0.25)
+            await speaking
             await asyncio.sleep(1.0)
             snapshots = [
                 *await page.evaluate("() => window.captionLog"),
                 await page.evaluate(SNAPSHOT_JS),
             ]
             await page.screenshot(path=str(shot))
-            print(f"caption page screenshot: {shot}")
+            print(f"caption page screenshots: {shot} (and -settings, -interim)")
             intruder_lines = await intruder.locator(".caption").count()
             intruder_state = await intruder.evaluate("() => document.body.dataset.state")
         finally:

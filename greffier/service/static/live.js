@@ -334,6 +334,7 @@
     els.tokenForm.hidden = false;
     els.tokenInput.value = "";
     if (message) showNotice(message); else els.notice.hidden = true;
+    els.tokenInput.focus();
   }
 
   function denied(status) {
