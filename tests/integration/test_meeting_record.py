@@ -1,4 +1,5 @@
-"""Meeting records through the real server: minutes with names, a SIGKILLed worker, shared
+"""Meeting records through the real server: minutes with names, a SIGKILLed worker (its
+journal replayed by the next one), a second captioner appearing mid-meeting, shared
 microphones split into speakers."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import srt
 import webvtt
+from livekit import api, rtc
 
 from greffier.core.audio import SAMPLE_RATE, read_audio
 from greffier.core.text import word_error_rate
@@ -109,16 +111,18 @@ async def test_a_killed_worker_loses_no_final_and_the_meeting_goes_on(
 
     store = store_of(tmp_path)
     (meeting,) = store.list_meetings(room)
-    stored = {s.segment_id: s.text for s in store.segments_of(meeting.id)}
-    for segment_id, text in published.items():
-        assert stored.get(segment_id) == text, "a published final is missing from the store"
 
-    # The ghost of the killed captioner leaves the room; a new worker takes the meeting over.
+    # The ghost of the killed captioner leaves the room; a new worker takes the meeting over
+    # and first replays what the dead one had journaled but not stored.
     assert await wait_for(lambda: _no_captioner(livekit, room), timeout_s=60)
     second = WorkerProcess(env, log_path=tmp_path / "second.log").start()
     try:
         await dispatch_agent(livekit, room, name)
         assert await wait_for(lambda: _has_captioner(livekit, room))
+        stored = {s.segment_id: s.text for s in store.segments_of(meeting.id)}
+        for segment_id, text in published.items():
+            assert stored.get(segment_id) == text, "a published final is missing"
+        assert not list((tmp_path / "journal").glob("*.rejected"))
         await publish_audio(dana, clip_audio(clips, "ljspeech_LJ001-0004"), SAMPLE_RATE)
         await wait_quiet(got)
         meetings = store.list_meetings(room)
@@ -130,6 +134,49 @@ async def test_a_killed_worker_loses_no_final_and_the_meeting_goes_on(
         await dana.disconnect()
         await listener.disconnect()
         second.stop()
+
+
+async def test_a_second_captioner_appearing_later_makes_the_larger_identity_leave(
+    livekit, worker, agent_name, worker_data, clips
+) -> None:
+    room = room_name()
+    listener = await connect(livekit, identity="listener", room=room)
+    got = CaptionCollector(listener)
+    await dispatch_agent(livekit, room, agent_name)
+    assert await wait_for(lambda: _has_captioner(livekit, room))
+    (ours,) = await captioners(livekit, room)
+    dana = await connect(livekit, identity="dana", room=room, name="Dana", auto_subscribe=False)
+    rival = rtc.Room()
+    try:
+        await publish_audio(dana, clip_audio(clips, "ljspeech_LJ001-0009"), SAMPLE_RATE)
+        assert await wait_for(lambda: _finals(got, 1), timeout_s=30), got.dump()
+        # Another captioner of the same agent name joins, hidden as workers join (no room
+        # event: the periodic check must see it), with a smaller identity: ours leaves.
+        rival_id = "greffier-0"
+        assert rival_id < ours
+        token = (api.AccessToken(livekit.api_key, livekit.api_secret.get_secret_value())
+                 .with_identity(rival_id).with_kind("agent")
+                 .with_grants(api.VideoGrants(room_join=True, room=room, hidden=True,
+                                              agent=True, can_publish=False))
+                 .with_attributes({"greffier.role": "captioner", "greffier.agent": agent_name})
+                 .to_jwt())
+        await rival.connect(livekit.url, token, rtc.RoomOptions(auto_subscribe=False))
+        assert await wait_for(lambda: _captioners_are(livekit, room, [rival_id]),
+                              timeout_s=30), "our captioner did not leave"
+        published = {c.segment_id: c.text for c in got.finals("data", "dana")}
+        store = store_of(worker_data)
+        (meeting,) = store.list_meetings(room)
+        assert meeting.live, "leaving to another captioner does not end the meeting"
+        stored = {s.segment_id: s.text for s in store.segments_of(meeting.id)}
+        assert published and all(stored.get(k) == v for k, v in published.items())
+    finally:
+        await rival.disconnect()
+        await dana.disconnect()
+        await listener.disconnect()
+
+
+async def _captioners_are(livekit, room: str, identities: list[str]) -> bool:
+    return sorted(await captioners(livekit, room)) == sorted(identities)
 
 
 async def _has_captioner(livekit, room: str) -> bool:

@@ -80,3 +80,18 @@ def test_shared_microphone_labels_are_clean() -> None:
     seg = TranscriptSegment("s", Speaker("room", "Room"), 0.0, 1.5, "a b", "en", words)
     out = relabel_segments([seg], [SpeakerTurn(0.0, 0.6, "A\nB"), SpeakerTurn(0.9, 2, "C")])
     assert [s.speaker.label for s in out] == ["A B", "C"]
+
+
+def test_only_an_agent_of_our_name_counts_as_a_second_captioner() -> None:
+    from greffier.agents.worker import _is_captioner, outranked
+
+    attrs = {"greffier.role": "captioner", "greffier.agent": "greffier"}
+    agent = SimpleNamespace(kind=4, attributes=attrs, identity="greffier-0")
+    person = SimpleNamespace(kind=0, attributes=attrs, identity="greffier-0")
+    other_name = SimpleNamespace(kind=4, attributes={**attrs, "greffier.agent": "x"},
+                                 identity="greffier-0")
+    assert _is_captioner(agent, "greffier")
+    assert not _is_captioner(person, "greffier"), "a person setting attributes cannot evict us"
+    assert not _is_captioner(other_name, "greffier")
+    assert outranked("greffier-b", ["greffier-a"]) and not outranked("greffier-a", ["greffier-b"])
+    assert not outranked("greffier-a", ["greffier-a"]) and not outranked("greffier-a", [])
