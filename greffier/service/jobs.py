@@ -341,7 +341,6 @@ class JobQueue:
 
             try:
                 minutes = self._runner(job, report)
-                report(0.0, 0.0)  # a step that could not check in may have run over
             except AudioTooLongError as e:
                 error, code = str(e), TOO_LONG
             except AudioFormatError as e:

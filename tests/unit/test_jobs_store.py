@@ -193,6 +193,27 @@ async def test_a_restart_queues_interrupted_jobs_again_fails_the_lost_and_sweeps
     assert JobStore(f"sqlite:///{tmp_path / 'store.db'}").get("running1").attempts == 2  # type: ignore[union-attr]
 
 
+def test_the_service_runs_interrupted_jobs_at_start_without_a_request(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    uploads = tmp_path / "data" / "uploads"
+    store = JobStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.put(record("waiting1", old_upload(uploads, "waiting1"), QUEUED))
+    store.close()
+    ran = threading.Event()
+
+    def runner(job: Job, report: Callable[[float, float], None]) -> Minutes:
+        ran.set()
+        return quick(job, report)
+
+    app = create_app(make_settings(tmp_path), runner=runner)
+    with TestClient(app):  # runs the lifespan, as uvicorn does
+        assert ran.wait(10), "the job ran with no request made"
+    app.state.greffier.close()
+    back = JobStore(f"sqlite:///{tmp_path / 'store.db'}").get("waiting1")
+    assert back is not None and back.status == "done" and back.minutes is not None
+
+
 async def test_a_job_past_its_timeout_fails_and_says_why(tmp_path: Path, apps: list[Any]) -> (
     None
 ):
