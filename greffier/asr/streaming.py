@@ -11,8 +11,15 @@ the interim caption is that prefix plus the latest tentative tail. A final is pr
   the confirmed words are the final, and the buffer is trimmed there);
 * at ``max_segment_s``, at the last confirmed word.
 
-Finals feed the next decodes as prompt context. Hallucination guards run on every hypothesis.
-Events carry times on the stream's own timeline (seconds of audio pushed).
+Audio goes through a slow gain (:mod:`~greffier.asr.level`) before the VAD and the decoder,
+so quiet microphones are heard like loud ones. Hallucination guards run on every hypothesis. A
+final never takes away confirmed words unless they are shown to be a hallucination: a failed
+final decode is retried and, failing that, the confirmed words are the final
+(:mod:`~greffier.asr.recovery`); a phrase written twice is kept once, within a final and
+across the seam with the previous one (:mod:`~greffier.asr.repeats`). Finals are not given to
+Whisper as a text prompt unless ``use_prompt``. Events carry times on the stream's own timeline
+(seconds of audio pushed); :meth:`StreamingTranscriber.stats` counts retracted segments,
+repeated phrases removed, retries and fallbacks.
 """
 
 from __future__ import annotations
@@ -75,6 +82,9 @@ class StreamingOptions:
     at an endpoint) rather than from the confirmed words."""
     final_tail_only: bool = False
     """Finals keep the confirmed words and decode only what follows them (cheaper under load)."""
+    final_tail_after_s: float = 0.0
+    """From this segment length on (0: never), finals decode only what follows the confirmed
+    words, as with ``final_tail_only``: a long sentence's final then costs a short decode."""
     vad_threshold: float = 0.5
     min_speech_s: float = 0.25
     min_silence_s: float = 0.5
@@ -314,8 +324,8 @@ class StreamingTranscriber:
                     await self._end_segment(self._samples_in, reason="flush")
                     continue
                 self._queued_samples -= item.size
-                item, probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
-                await self._ingest(item, probs)
+                levelled, probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
+                await self._ingest(levelled, probs)
         finally:
             if self._interim_task is not None:
                 self._interim_task.cancel()
@@ -534,7 +544,11 @@ class StreamingTranscriber:
         """The decode a final comes from: the whole segment, or with ``final_tail_only`` the
         confirmed words plus a decode of what follows them."""
         confirmed = self._agreement.confirmed
-        if not self.options.final_tail_only or not confirmed:
+        o = self.options
+        tail_only = o.final_tail_only or (
+            0 < o.final_tail_after_s <= (end - start) / SAMPLE_RATE
+        )
+        if not tail_only or not confirmed:
             return await self._decode(
                 RequestKind.FINAL, start, end, self.options.final_beam_size,
                 seam=self._last_final_words,
