@@ -284,7 +284,7 @@ async def _run(state: ServiceState, job: Job) -> Job:
             pass
 
     try:
-        state.jobs.submit(job, on_done)
+        await run_in_threadpool(state.jobs.submit, job, on_done)
     except QueueFullError:
         await run_in_threadpool(_discard, job)
         raise
