@@ -159,6 +159,16 @@ class FinalJournal:
                 os.fsync(self._file.fileno())
                 self.size = 0
 
+    def set_aside(self, seq: int | None, segment: TranscriptSegment) -> None:
+        """Move a final the store refuses to ``<meeting id>.rejected`` (kept for inspection,
+        never replayed) so the journal can empty."""
+        with self.path.with_suffix(".rejected").open("ab") as f:
+            f.write(_entry(self.meeting_id, segment))
+            f.flush()
+            os.fsync(f.fileno())
+        if seq is not None:
+            self.stored([seq])
+
     def close(self) -> None:
         """Release the journal; an empty one is removed."""
         with self._lock:
@@ -172,8 +182,8 @@ class FinalJournal:
 def replay_journals(folder: Path, store: TranscriptStore) -> int:
     """Store the entries of every journal in ``folder`` that no live recorder owns, in order,
     and remove those journals; returns how many entries were written. A journal the database
-    refuses for its content is renamed ``*.rejected`` (and logged); a failing store raises
-    StoreError. Blocking."""
+    refuses for its content is stored entry by entry, the refused ones appended to
+    ``<meeting id>.rejected`` (and logged); a failing store raises StoreError. Blocking."""
     written = 0
     try:
         paths = sorted(folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name))
@@ -194,16 +204,11 @@ def replay_journals(folder: Path, store: TranscriptStore) -> int:
                 by_meeting: dict[str, list[TranscriptSegment]] = {}
                 for meeting_id, segment in entries:
                     by_meeting.setdefault(meeting_id, []).append(segment)
-                try:
-                    for meeting_id, segments in by_meeting.items():
+                for meeting_id, segments in by_meeting.items():
+                    try:
                         store.add_segments(meeting_id, segments)
-                except StoreError as e:
-                    if not _content_error(e):
-                        raise
-                    logger.error("journal %s refused by the store (%s); kept for inspection",
-                                 path.stem, e.message)
-                    path.rename(path.with_suffix(".rejected"))
-                    continue
+                    except StoreDataError:
+                        _store_each(store, meeting_id, segments, path.with_suffix(".rejected"))
                 path.unlink(missing_ok=True)
                 written += len(entries)
                 if entries:
@@ -213,6 +218,20 @@ def replay_journals(folder: Path, store: TranscriptStore) -> int:
             with _claimed_lock:
                 _claimed.discard(path)
     return written
+
+
+def _store_each(store: TranscriptStore, meeting_id: str, segments: list[TranscriptSegment],
+                aside: Path) -> None:
+    for segment in segments:
+        try:
+            store.add_segments(meeting_id, [segment])
+        except StoreDataError as e:
+            logger.error("journal %s: the store refuses final %s (%s); set aside",
+                         aside.stem, segment.segment_id, e.message)
+            with aside.open("ab") as f:
+                f.write(_entry(meeting_id, segment))
+                f.flush()
+                os.fsync(f.fileno())
 
 
 # -- recorder ------------------------------------------------------------------------------
@@ -358,18 +377,30 @@ class MeetingRecorder:
         self, batch: list[tuple[int | None, TranscriptSegment]]
     ) -> list[tuple[int | None, TranscriptSegment]]:
         """Store a batch the database refused for its content final by final; a final it
-        refuses again stays in the journal (replayed at the next start), counted."""
+        refuses again is set aside (``<meeting id>.rejected`` beside the journal), counted."""
         stored = []
+        loop = asyncio.get_running_loop()
         for seq, segment in batch:
-            try:
-                await self._run(self.store.add_segments, self.meeting.id, [segment])
-                stored.append((seq, segment))
-            except Exception as e:  # noqa: BLE001 - the class only is logged
-                self.rejected += 1
-                logger.error("meeting %s: the store refuses final %s (%s); it stays in the "
-                             "journal", self.meeting.id, segment.segment_id, _reason(e))
-                self._unstored.pop(segment.segment_id, None)
-                self._queue.task_done()
+            delay = RETRY_MIN_S
+            while True:
+                try:
+                    await self._run(self.store.add_segments, self.meeting.id, [segment])
+                    stored.append((seq, segment))
+                    break
+                except Exception as e:  # noqa: BLE001 - the class only is logged
+                    if not _content_error(e):
+                        await asyncio.sleep(delay)  # the store itself fails: retry
+                        delay = min(delay * 2, self.settings.store.retry_max_s)
+                        continue
+                    self.rejected += 1
+                    logger.error("meeting %s: the store refuses final %s (%s); set aside in "
+                                 "the journal folder", self.meeting.id, segment.segment_id,
+                                 _reason(e))
+                    await loop.run_in_executor(self._journal_executor, self.journal.set_aside,
+                                               seq, segment)
+                    self._unstored.pop(segment.segment_id, None)
+                    self._queue.task_done()
+                    break
         return stored
 
     async def flush(self, timeout: float | None = None) -> bool:

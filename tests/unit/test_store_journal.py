@@ -5,6 +5,7 @@ crash, never doubled, and never logged with their text, names or identities."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -12,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from greffier.agents.meeting import MeetingRecorder, read_journal
+from greffier.agents.meeting import (
+    FinalJournal,
+    MeetingRecorder,
+    journal_folder,
+    read_journal,
+    segment_of,
+)
 from greffier.core.config import Settings, StoreSettings
 from greffier.core.types import CaptionUpdate, Speaker, Word
 from greffier.store.sql import TranscriptStore
@@ -186,3 +193,39 @@ async def test_minutes_while_the_store_is_down_hold_the_unstored_finals(
     assert await rec.flush(10.0)
     assert len(stored_texts(settings, rec.meeting.id)) == 2
     await rec.aclose()
+
+
+async def test_a_final_the_database_refuses_is_set_aside_not_retried_forever(
+    tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = settings_for(tmp_path)
+    rec = await MeetingRecorder.open(settings, "salle")
+    bad = dataclasses.replace(final(1), speaker=Speaker(None, SECRET_NAME))  # type: ignore[arg-type]
+    for update in (final(0), bad, final(2)):
+        await rec.on_final(update)
+    assert await rec.flush(5.0)
+    assert stored_texts(settings, rec.meeting.id) == [final(0).text, final(2).text]
+    assert rec.rejected == 1 and rec.journal.path.stat().st_size == 0
+    aside = read_journal(rec.journal.path.with_suffix(".rejected"))
+    assert [s.segment_id for _, s in aside] == [bad.segment_id]
+    assert "refuses final TR_a-e1-1" in caplog.text and SECRET_NAME not in caplog.text
+    await rec.aclose()
+
+
+async def test_a_replayed_journal_with_a_refused_entry_stores_the_rest(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    first = await MeetingRecorder.open(settings, "salle")
+    await first.aclose()
+    path = journal_folder(settings) / f"{first.meeting.id}.jsonl"
+    journal = FinalJournal(path, first.meeting.id, 1 << 20)
+    bad = dataclasses.replace(final(1), speaker=Speaker(None, SECRET_NAME))  # type: ignore[arg-type]
+    for update in (final(0), bad, final(2)):
+        journal.append(segment_of(update))
+    journal._file.close()  # the worker died
+    other = await MeetingRecorder.open(settings, "another-room")
+    assert stored_texts(settings, first.meeting.id) == [final(0).text, final(2).text]
+    assert not path.exists()
+    aside = read_journal(path.with_suffix(".rejected"))
+    assert [s.segment_id for _, s in aside] == [bad.segment_id]
+    await other.aclose()
