@@ -18,6 +18,8 @@ TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 PROVEN_HALLUCINATION = "silence_phrase"
 """A guard rejection that proves the text was invented (a credit line, "thank you" said to
 silence); other rejections (no speech, low probability, repetition) only doubt the decode."""
+DOUBTFUL = frozenset({"low_logprob", "compression_ratio"})
+"""Rejections worth a retry even when nothing was shown (the decoder heard something)."""
 MIN_KEPT_SHARE = 0.6
 """A final that keeps less than this share of the confirmed words is decoded again."""
 
@@ -75,7 +77,10 @@ def judge(
     if rejected == PROVEN_HALLUCINATION:
         return Verdict.ACCEPT
     if not shown and not confirmed:
-        return Verdict.ACCEPT  # nothing was on screen: an empty final retracts nothing
+        # Nothing was on screen, so an empty final retracts nothing; but a short utterance
+        # ("oui", a name) may have had no interim at all: a decode that only looked doubtful
+        # or looped is worth one more try, silence is not.
+        return Verdict.RETRY if rejected in DOUBTFUL else Verdict.ACCEPT
     if rejected or not final:
         return Verdict.RETRY
     if kept_share(final, confirmed) < MIN_KEPT_SHARE:

@@ -20,6 +20,13 @@ def test_an_empty_or_rejected_final_after_interims_is_decoded_again() -> None:
 def test_a_proven_hallucination_or_nothing_shown_is_accepted_empty() -> None:
     assert judge("silence_phrase", [], CONFIRMED, shown=True) is Verdict.ACCEPT
     assert judge("no_speech", [], [], shown=False) is Verdict.ACCEPT
+    assert judge("empty", [], [], shown=False) is Verdict.ACCEPT
+
+
+def test_a_short_utterance_without_interims_gets_another_try_when_the_decode_doubted() -> None:
+    assert judge("low_logprob", [], [], shown=False) is Verdict.RETRY
+    assert judge("compression_ratio", [], [], shown=False) is Verdict.RETRY
+    assert judge("", ["oui"], [], shown=False) is Verdict.ACCEPT
 
 
 def test_a_final_that_loses_most_confirmed_words_is_decoded_again() -> None:
