@@ -32,7 +32,7 @@ from greffier.evaluation.resources import (
     machine,
     peak_rss_mb,
 )
-from greffier.models.registry import SHIPPED_MODELS
+from greffier.models.registry import SHIPPED_MODELS, ResolvedModel
 
 if TYPE_CHECKING:
     from greffier.asr.whisper import WhisperDecoder
@@ -59,10 +59,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_checksum(decoder: WhisperDecoder, cache_dir: Path) -> tuple[str | None, str]:
+def model_checksum(resolved: ResolvedModel, cache_dir: Path) -> tuple[str | None, str]:
     """SHA-256 of the model's ``model.bin`` and how it was obtained: ``pinned`` (a shipped
     model, verified at load), ``computed`` (a local or downloaded directory) or ``unknown``."""
-    resolved = decoder.resolved
     if resolved.name in SHIPPED_MODELS:
         return SHIPPED_MODELS[resolved.name].sha256, "pinned"
     location: Path | None = Path(resolved.location) if resolved.is_local else None
@@ -164,7 +163,7 @@ def run_asr_bench(
     with load_meter:
         decoder = _load_decoder(settings)
     beam = settings.asr.recording_beam_size
-    sha, sha_source = model_checksum(decoder, settings.cache_dir)
+    sha, sha_source = model_checksum(decoder.resolved, settings.cache_dir)
 
     first = read_audio(items[0].audio_path)[: 3 * SAMPLE_RATE]
     transcribe_clip(decoder, first, _language_of(options.language, items[0]) or
@@ -188,6 +187,8 @@ def run_asr_bench(
                 audio = read_audio(utt.audio_path)
                 durations[utt.id] = audio.size / SAMPLE_RATE
                 language = _language_of(options.language, utt)
+                if not decoder.multilingual:
+                    language = "en"  # an English-only model decodes nothing else
                 with ResourceMeter() as meter:
                     text, decoded, rejected = transcribe_clip(decoder, audio, language, beam)
                 usage = meter.usage
@@ -282,6 +283,10 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f} %"
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _num(v: float | None, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -290,7 +295,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The result as Markdown: a summary by language, then one row per clip."""
     m, d, cfg = result["model"], result["device"], result["configuration"]
     lines = [
-        f"# Offline ASR: {m['name']} on {cfg['data']}",
+        f"# Offline ASR: {m['name']} on {_cell(cfg['data'])}",
         "",
         f"Model `{m['name']}` (sha256 {(m['sha256'] or 'unknown')[:12]}, {m['source']}), "
         f"{d['device']}/{d['compute_type']}, beam {cfg['beam_size']}, {cfg['runs']} run(s); "
@@ -316,8 +321,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     for c in result["clips"]:
         w = c["words"]
         lines.append(
-            f"| {c['id']} | {c['scored_language']} | {c['duration_s']:.1f} s | {_pct(c['wer'])} | "
-            f"{_pct(c['wer_raw'])} | {_pct(c['cer'])} | {w['substitutions']} / "
+            f"| {_cell(c['id'])} | {c['scored_language']} | {c['duration_s']:.1f} s | "
+            f"{_pct(c['wer'])} | {_pct(c['wer_raw'])} | {_pct(c['cer'])} | {w['substitutions']} / "
             f"{w['deletions']} / {w['insertions']} of {w['reference_length']} | "
             f"{_num(c['rtf'])} |"
         )

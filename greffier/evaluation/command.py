@@ -36,7 +36,8 @@ NAMED_SETS = ("shared", "hard")
 
 DATA_HELP = (
     "data set: 'shared' (the shared clips), 'hard' (variants built from them at run time by "
-    "the repository's benchmarks.hardset), a greffier manifest TSV, a LibriSpeech-style folder (*.trans.txt beside the audio), "
+    "the repository's benchmarks.hardset), a greffier manifest TSV, a LibriSpeech-style "
+    "folder (*.trans.txt beside the audio), "
     "a Common Voice TSV (audio in clips/), an MLS split (transcripts.txt, audio/), or an "
     "AMI-style folder (*.rttm, audio named after the recording, optional .uem/.txt/.stm)"
 )
