@@ -95,6 +95,7 @@ SUMMARY_KEYS = (
     "segments_left_interim", "clips_without_final", "utterances_without_final",
     "repeated_phrases", "finals", "interims", "captions_off_the_timeline",
     "worker_cpu_percent", "worker_rss_mb", "by_variant", "wall_s", "publisher_lag_max_s",
+    "captions_unattributed",
 )
 
 
@@ -525,6 +526,9 @@ def table(res: dict[str, Any], png: str) -> str:
             if what:
                 problems.append(f"- run {i}, `{p['id']}`: {'; '.join(what)}")
     runs = ", ".join(f"{r['wall_s']:.0f} s" for r in res["runs"])
+    per_run = max(r["wall_s"] for r in res["runs"]) + 20
+    rerun = (f"flock /tmp/greffier-heavy.lock .venv/bin/python -m benchmarks.live --set "
+             f"{res['set']} --runs 3 --conditions 'quiet machine'")
     return f"""# Live captions through the LiveKit server: {res['set']} set
 
 Model `{res['model']}` (language setting `{res['language_setting']}`), {res['clips']} clips,
@@ -536,7 +540,10 @@ Produced by (publishing wall time per run: {runs}; whole command {res['command_w
 
     {res['command']}
 
-Manifest: `{res['manifest_name']}`{res['set_note']}.
+Manifest: `{res['manifest_name']}`{res['set_note']}. The median of three runs on a quiet
+machine (about {3 * per_run / 60:.0f} minutes, plus offline Whisper once when not cached):
+
+    {rerun}
 
 | measure | p50 | p95 | target |
 |---|---|---|---|
