@@ -113,3 +113,17 @@ def test_machine_and_versions() -> None:
     versions = library_versions()
     assert versions["jiwer"] and versions["whisper-normalizer"] == "0.1.15"
     assert library_versions(("no-such-package-xyz",)) == {"no-such-package-xyz": None}
+
+
+def test_bench_runs_the_repository_module_with_a_converted_data_set(tmp_path: Path) -> None:
+    chapter = tmp_path / "ls" / "1" / "2"
+    chapter.mkdir(parents=True)
+    (chapter / "1-2-0000.wav").write_bytes(b"")
+    (chapter / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "greffier", "bench", "streaming", "--data", str(tmp_path / "ls"),
+         "--", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "usage:" in run.stdout and "--set" in run.stdout
+    command = next(line for line in run.stderr.splitlines() if line.startswith("greffier bench"))
+    assert "-m benchmarks.streaming --set " in command and command.endswith("manifest.tsv --help")
