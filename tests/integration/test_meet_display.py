@@ -75,6 +75,15 @@ def confirmed_counts(stream: list[ReceivedCaption]) -> list[tuple[float, int]]:
     return out
 
 
+def final_of(piece: ReceivedCaption, final_at: dict[str, float]) -> float:
+    """When the text stream got the final of the segment a legacy piece comes from."""
+    base = piece.segment_id.rsplit("-", 1)[0]
+    return min(
+        (t for s, t in final_at.items() if s == base or s.startswith(base + ".")),
+        default=float("inf"),
+    )
+
+
 async def test_meet_shows_the_finals_word_for_word_as_they_are_confirmed(
     livekit, worker, agent_name, clips
 ) -> None:
@@ -112,3 +121,12 @@ async def test_meet_shows_the_finals_word_for_word_as_they_are_confirmed(
             assert on_screen >= confirmed - deficit, (
                 f"{who}: at {at:.2f} {confirmed} words confirmed, {on_screen} shown\n" + got.dump()
             )
+        # ...and most of them well before their sentence's final: Meet follows the speech
+        final_at = {c.segment_id: c.received_at for c in stream if c.final}
+        early = sum(
+            len(normalize_text(c.text).split())
+            for c in mine
+            if c.received_at < final_of(c, final_at) - 0.5
+        )
+        print(f"{who}: {len(shown)} words shown, {early} of them 0.5 s or more before their final")
+        assert early >= 0.3 * len(shown), got.dump()
