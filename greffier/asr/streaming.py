@@ -82,6 +82,9 @@ class StreamingOptions:
     at an endpoint) rather than from the confirmed words."""
     final_tail_only: bool = False
     """Finals keep the confirmed words and decode only what follows them (cheaper under load)."""
+    cut_on_tentative: bool = False
+    """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
+    with a word that is not lower case (not waiting for that word to be confirmed too)."""
     final_tail_after_s: float = 0.0
     """From this segment length on (0: never), finals decode only what follows the confirmed
     words, as with ``final_tail_only``: a long sentence's final then costs a short decode."""
@@ -222,6 +225,7 @@ class StreamingTranscriber:
         self._last_emitted_text = ""
         self._interims_emitted = 0
         self._interim_task: asyncio.Task[None] | None = None
+        self._tentative: tuple[Word, ...] = ()
         self._speculation: _Speculation | None = None
         self._silence_since: int | None = 0
         self._prompt = ""
@@ -460,6 +464,7 @@ class StreamingTranscriber:
         self._interims_emitted = 0
         self._last_emitted_text = ""
         self._agreement.reset()
+        self._tentative = ()
         self._speculation = None
         self._silence_since = None
         self._emit(TranscriptEvent(
@@ -525,6 +530,7 @@ class StreamingTranscriber:
         if verdict.rejected:
             return
         _, tentative = self._agreement.insert(verdict.words)
+        self._tentative = tentative
         confirmed = self._agreement.confirmed
         shown = confirmed + tentative
         text = join_words(shown)
@@ -572,10 +578,11 @@ class StreamingTranscriber:
         # A sentence end counts only once confirmed words follow it and the next one does not
         # start in lower case: Whisper puts a full stop wherever its audio stops ("for our
         # purpose." then "may be considered..."), and cutting there breaks the sentence.
-        for i in range(len(confirmed) - 2, -1, -1):
+        after = confirmed + (self._tentative[:1] if self.options.cut_on_tentative else ())
+        for i in range(len(after) - 2, -1, -1):
             if confirmed[i].end < min_end:
                 break
-            following = confirmed[i + 1].text.strip()
+            following = after[i + 1].text.strip()
             if confirmed[i].text.rstrip().endswith(_SENTENCE_END) and not (
                 following[:1].islower()
             ):
@@ -676,6 +683,7 @@ class StreamingTranscriber:
         self._floor = end
         self._context_from = end
         self._agreement.reset()
+        self._tentative = ()
         self._drop_before(end)
 
     async def _recover(
