@@ -52,6 +52,55 @@ def shown_words(rows: list[Row], identity: str) -> list[str]:
     ).split()
 
 
+def segment_of(segment_id: str) -> str:
+    """The segment a text-stream id belongs to (a split final's part ``<id>.<i>``)."""
+    return segment_id.split(".", 1)[0]
+
+
+def agreed(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def common_words(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def reworded(stream: list[ReceivedCaption]) -> int:
+    """Confirmed words (agreed on by two successive interims) that no final of their segment
+    or of the next one (a cut) says: the only words Meet may show unlike the finals."""
+    confirmed: dict[str, list[str]] = {}
+    finals: dict[str, list[str]] = {}
+    last: dict[str, list[str]] = {}
+    for c in stream:
+        seg, words = segment_of(c.segment_id), normalize_text(c.text).split()
+        confirmed.setdefault(seg, [])
+        if c.final:
+            finals.setdefault(seg, []).extend(words)
+            continue
+        n = agreed(last.get(seg, []), words)
+        if n >= len(confirmed[seg]):
+            confirmed[seg] = words[:n]
+        last[seg] = words
+    order = list(confirmed)
+    total = 0
+    for i, seg in enumerate(order):
+        said = finals.get(seg, []) + (finals.get(order[i + 1], []) if i + 1 < len(order) else [])
+        total += len(confirmed[seg]) - common_words(confirmed[seg], said)
+    return total
+
+
 def confirmed_counts(stream: list[ReceivedCaption]) -> list[tuple[float, int]]:
     """(arrival, words confirmed so far) after each text-stream update of one speaker: a
     segment counts the words two successive interims agree on, then its final's words."""
@@ -62,14 +111,10 @@ def confirmed_counts(stream: list[ReceivedCaption]) -> list[tuple[float, int]]:
         words = normalize_text(c.text).split()
         if c.final:
             counts[c.segment_id] = len(words)
+            counts[segment_of(c.segment_id)] = 0 if "." in c.segment_id else len(words)
         else:
-            prev = last.get(c.segment_id, [])
-            agreed = 0
-            for a, b in zip(prev, words, strict=False):
-                if a != b:
-                    break
-                agreed += 1
-            counts[c.segment_id] = max(counts.get(c.segment_id, 0), agreed)
+            n = agreed(last.get(c.segment_id, []), words)
+            counts[c.segment_id] = max(counts.get(c.segment_id, 0), n)
             last[c.segment_id] = words
         out.append((c.received_at, sum(counts.values())))
     return out
@@ -107,13 +152,16 @@ async def test_meet_shows_the_finals_word_for_word_as_they_are_confirmed(
         assert finals, got.dump()
         distance = edit_distance(finals, shown)
         report = f"{who}: Meet shows\n  {' '.join(shown)}\nfinals say\n  {' '.join(finals)}"
-        # shown words are never taken back: a final that re-words a confirmed word leaves it
-        # on screen (the documented rule); the real sessions show the finals word for word
-        assert distance <= max(1, len(finals) // 50), report
+        # shown words are never taken back: a confirmed word the final re-words stays on
+        # screen and covers at most two words of the final (the documented rule); nothing
+        # else may differ (no word lost, none shown twice)
+        stream = [c for c in got.via("text_stream") if c.speaker_identity == who]
+        allowed = 2 * reworded(stream)
+        print(f"{who}: {distance} words differ from the finals ({allowed} allowed)")
+        assert distance <= allowed, report
         # each word reaches Meet's view no later than its confirmation on the text stream
         deficit = max(0, len(finals) - len(shown))
         mine = [c for c in legacy if c.speaker_identity == who]
-        stream = [c for c in got.via("text_stream") if c.speaker_identity == who]
         for at, confirmed in confirmed_counts(stream):
             on_screen = sum(
                 len(normalize_text(c.text).split()) for c in mine if c.received_at <= at + SLACK_S
