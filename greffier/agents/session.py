@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from typing import Any
 
 from livekit import rtc
@@ -20,16 +21,24 @@ from greffier.agents.meeting import MeetingRecorder, in_store_thread
 from greffier.core.config import Settings
 from greffier.core.log import get_logger
 from greffier.core.types import TranscriptSegment
-from greffier.subtitles.control import CONTROL_TOPIC, allowed_sender, parse_request
+from greffier.subtitles.control import (
+    CONTROL_TOPIC,
+    MINUTES_TOPIC,
+    allowed_sender,
+    parse_request,
+)
 
 logger = get_logger("agents.session")
 
-__all__ = ["CONTROL_TOPIC", "MINUTES_TOPIC", "MeetingSession"]
+__all__ = ["CONTROL_TOPIC", "MINUTES_TOPIC", "MeetingSession", "worker_stopping"]
 
 REMOVED_REASONS = ("PARTICIPANT_REMOVED", "ROOM_DELETED", "ROOM_CLOSED")
 """Disconnect reasons that end the meeting (the server removed the captioner or the room)."""
-MINUTES_TOPIC = "greffier.minutes"
-"""Data topic of the captioner's answer: ``{"meeting_id": ..., "files": [...]}``."""
+TERMINATED = "parent process shutdown"
+"""livekit-agents' shutdown reason when the job is ended from outside: the server's job
+termination (captioner removed, room deleted) or the worker stopping."""
+worker_stopping = threading.Event()
+"""Set by the worker when it stops: its meetings stay live, to be continued."""
 
 
 class MeetingSession:
@@ -43,16 +52,40 @@ class MeetingSession:
         self.captioner: RoomCaptioner | None = None
         self._linger: asyncio.Task[None] | None = None
         self._ending = False
-        self._removed = False
+        self._disconnect_reason = ""
+        self._shutdown_reason: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
         ctx.room.on("disconnected", self._on_disconnected)
+        ctx.add_shutdown_callback(self._on_shutdown)
 
     def _on_disconnected(self, reason: Any = None) -> None:
-        name = rtc.DisconnectReason.Name(reason) if isinstance(reason, int) else str(reason)
-        if name in REMOVED_REASONS:
-            logger.info("meeting %s: the server removed the captioner (%s)",
-                        self.recorder.meeting.id, name)
-            self._removed = True
+        name = (rtc.DisconnectReason.Name(reason)  # type: ignore[arg-type]
+                if isinstance(reason, int) else str(reason))
+        if not self._disconnect_reason:
+            self._disconnect_reason = name
+
+    async def _on_shutdown(self, reason: str) -> None:
+        if not self._shutdown_reason.done():
+            self._shutdown_reason.set_result(reason)
+
+    async def _removed_by_server(self) -> bool:
+        """Whether this job ends because the server removed the captioner or the room (not
+        because the worker stops, the connection was lost, or the worker itself left)."""
+        try:
+            reason = await asyncio.wait_for(asyncio.shield(self._shutdown_reason), 2.0)
+        except TimeoutError:
+            reason = ""
+        if self._disconnect_reason in REMOVED_REASONS:
+            removed = True
+        elif reason == TERMINATED:
+            removed = not worker_stopping.is_set()
+        else:
+            removed = False
+        logger.info("meeting %s: job shutdown (%s; disconnect: %s): %s",
+                    self.recorder.meeting.id, reason or "unknown",
+                    self._disconnect_reason or "none",
+                    "the meeting ends" if removed else "the record stays live")
+        return removed
 
     def humans_changed(self, count: int) -> None:
         if count > 0:
@@ -154,7 +187,7 @@ class MeetingSession:
             self._linger.cancel()
         if self._ending:
             return
-        if self._removed:
+        if await self._removed_by_server():
             await self._finish("removed by the server")
         elif self.captioner is not None:
             await self.captioner.aclose()

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 from greffier.agents.meeting import MeetingRecorder
-from greffier.agents.session import MeetingSession
+from greffier.agents.session import MeetingSession, worker_stopping
 from greffier.asr.engine import InferenceEngine, engine_for
 from greffier.asr.streaming import StreamingOptions
 from greffier.asr.whisper import WhisperDecoder
@@ -248,6 +248,7 @@ def run_worker(settings: Settings) -> int:
         done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             logger.info("stopping the worker")
+            worker_stopping.set()  # its meetings stay live (see MeetingSession.aclose)
             await server.aclose()
         await asyncio.gather(run, return_exceptions=True)
         waiter.cancel()
