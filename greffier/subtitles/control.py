@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 CONTROL_TOPIC = "greffier.control"
+MINUTES_TOPIC = "greffier.minutes"
+"""Data topic of the captioner's answer: ``{"meeting_id": ..., "files": [...]}``."""
 ACTIONS = frozenset({"stop", "end", "minutes"})
 """``stop`` and ``end``: the last finals stored, the minutes written, the captioner leaves;
 ``minutes``: write the minutes now and go on."""
