@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_asr_args(tr)
 
     serve = sub.add_parser("serve", help="the HTTP service: minutes, transcription, caption page")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="beyond loopback only with GREFFIER_SERVICE__API_KEYS set and the "
+                       "deployment's LiveKit secret (refused otherwise)")
     serve.add_argument("--port", type=int, default=8000)
 
     from greffier.evaluation.command import add_bench_parser
