@@ -195,6 +195,8 @@
     const next = line.el.nextElementSibling;
     line.el.remove();
     lines.delete(segmentId);
+    const item = announced.get(segmentId);  // the live region never outlives what it read
+    if (item) { item.remove(); announced.delete(segmentId); }
     markSpeakerChange(next);
   }
 
