@@ -52,6 +52,7 @@ from greffier.core.types import Hypothesis, TranscriptEvent, TranscriptEventType
 logger = get_logger("asr.streaming")
 
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
+_CLAUSE_END = (",", ";", ":", "，", "；", "：")
 _VAD_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="greffier-vad")
 _PROMPT_CHARS = 200
 _stream_ids = itertools.count(1)
@@ -85,6 +86,9 @@ class StreamingOptions:
     cut_on_tentative: bool = False
     """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
     with a word that is not lower case (not waiting for that word to be confirmed too)."""
+    clause_cut_after_s: float = 0.0
+    """From this segment length on (0: never), with no sentence end to cut at, a confirmed
+    clause end (",", ";", ":") followed by a confirmed word is cut at instead."""
     final_tail_after_s: float = 0.0
     """From this segment length on (0: never), finals decode only what follows the confirmed
     words, as with ``final_tail_only``: a long sentence's final then costs a short decode."""
@@ -588,6 +592,13 @@ class StreamingTranscriber:
             ):
                 cut = i
                 break
+        if cut is None and 0 < self.options.clause_cut_after_s <= seg_len:
+            for i in range(len(confirmed) - 2, -1, -1):
+                if confirmed[i].end < min_end:
+                    break
+                if confirmed[i].text.rstrip().endswith(_CLAUSE_END):
+                    cut = i
+                    break
         if cut is None and seg_len >= self.options.max_segment_s and confirmed:
             cut = len(confirmed) - 1
         if cut is None:
