@@ -5,8 +5,8 @@ with the hallucination guard, as ``greffier transcribe`` does: VAD chunks, batch
 windows, beam ``recording_beam_size``), after one untimed warm-up decode. Scores: raw and
 normalised WER and CER (``evaluation.metrics``, ``evaluation.normalize``), real-time factor and
 CPU seconds per audio second (median over ``runs``), peak memory. Writes ``<name>.json``
-(configuration, model and checksum, device, library versions, machine, every clip) and
-``<name>.md`` into the output folder.
+(configuration, model and checksum, device, library versions, machine, every clip),
+``<name>.md`` and ``<name>_wer.png`` (WER per clip) into the output folder.
 """
 
 from __future__ import annotations
@@ -276,7 +276,35 @@ def run_asr_bench(
     md = options.out_dir / f"{options.name}.md"
     js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md.write_text(markdown_table(result), encoding="utf-8")
+    plot_wer_per_clip(result, options.out_dir / f"{options.name}_wer.png")
     return js, md
+
+
+def plot_wer_per_clip(result: dict[str, Any], path: Path) -> Path | None:
+    """A bar chart of each clip's normalised and raw WER (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    clips = result["clips"]
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.28 * len(clips)))
+    ys = list(range(len(clips)))
+    ax.barh([y + 0.2 for y in ys], [100 * c["wer_raw"] for c in clips], height=0.4,
+            label="raw", color="#bbbbbb")
+    ax.barh([y - 0.2 for y in ys], [100 * c["wer"] for c in clips], height=0.4,
+            label="normalised", color="#1f77b4")
+    ax.set_yticks(ys, [str(c["id"])[:40] for c in clips], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("WER (%)")
+    ax.set_title(f"{result['model']['name']}: WER per clip", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _pct(v: float | None) -> str:

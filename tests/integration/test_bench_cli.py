@@ -68,6 +68,7 @@ def test_bench_asr_on_a_librispeech_folder(tmp_path: Path, clips) -> None:
         assert clip["rtf"] > 0 and clip["cpu_s_per_audio_s"] > 0
         assert clip["duration_s"] == pytest.approx(clips[CLIPS[uid]].duration, abs=0.1)
 
+    assert (out / "asr_wer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "asr.md").read_text()
     assert "| language | clips | audio | WER | WER raw |" in table
     assert all(f"| {uid} |" in table for uid in CLIPS)
