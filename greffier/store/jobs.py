@@ -79,9 +79,11 @@ class JobStore:
     """Transcription jobs in a SQL database (SQLite or PostgreSQL, by URL)."""
 
     def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
         from greffier.store import sql
 
-        self._sa = sql.sa
+        self._sa = sa
         self._engine = sql.engine_for(url)
         self.table = jobs_table(sql.metadata())
         self._lock = threading.Lock()
