@@ -14,7 +14,9 @@ the captions say which of the two voices speaks ("Phone call (1)", "Phone call (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import json
 import statistics
 import sys
 import time
@@ -28,6 +30,7 @@ from greffier.core.errors import AudioFormatError, GreffierError
 from greffier.core.text import read_reference, word_error_rate
 from greffier.rtc import server as lk_server
 from greffier.rtc.worker_process import WorkerProcess
+from greffier.subtitles.control import MINUTES_TOPIC
 from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE
 
 
@@ -75,10 +78,6 @@ class _Line:
             sys.stdout.write("\r\033[K")
         self.interim_shown = False
         print(text, flush=True)
-
-
-def _who(name: str, label: str | None) -> str:
-    return f"{name} ({label})" if label else name
 
 
 def _fmt(t: float) -> str:
@@ -140,7 +139,7 @@ async def run_demo(
         def show(c: ReceivedCaption) -> None:
             if c.via != "data" or c.message is None:
                 return
-            who = _who(c.message.speaker.name, c.message.speaker.label)
+            who = c.message.speaker.name
             if c.final:
                 if c.text:
                     line.final(f"[{_fmt(c.message.start)}] {who}: {c.text}")
@@ -160,6 +159,7 @@ async def run_demo(
               f"(real time, {duration:.0f} s{shared})\n")
         await publish_audio(speaker, audio, SAMPLE_RATE, unpublish=False)
         await _wait_quiet(collector, quiet_s=3.0, timeout_s=20.0)
+        minutes = await _end_meeting(settings, listener, room_name) if shared_microphone else None
         await speaker.disconnect()
         await listener.disconnect()
     finally:
@@ -167,7 +167,48 @@ async def run_demo(
         if started_server:
             lk_server.stop(cfg)
     _summary(collector, ref_path)
+    if minutes is not None:
+        _print_minutes(minutes)
     return 0 if collector.finals() else 1
+
+
+async def _end_meeting(settings: Settings, listener: object, room: str,
+                       timeout_s: float = 60.0) -> Path | None:
+    """Ask the captioner to end the meeting (a request signed with the API secret) and wait for
+    its minutes, in which the whole track was diarized again: the JSON minutes' path, or None."""
+    from livekit import rtc
+
+    from greffier.rtc.client import request_control
+
+    assert isinstance(listener, rtc.Room)
+    announced: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+
+    def on_data(packet: rtc.DataPacket) -> None:
+        if packet.topic == MINUTES_TOPIC and not announced.done():
+            with contextlib.suppress(ValueError):
+                announced.set_result(json.loads(packet.data))
+
+    listener.on("data_received", on_data)
+    print("\nEnding the meeting: the captioner writes the minutes (whole track diarized again)")
+    await request_control(settings.livekit, room, "end")
+    try:
+        body = await asyncio.wait_for(announced, timeout_s)
+    except TimeoutError:
+        print("  no minutes announced in time (see the worker's log)")
+        return None
+    folder = settings.data_dir / "minutes" / str(body.get("meeting_id", ""))
+    files = [str(f) for f in body.get("files", []) if isinstance(f, str)]  # type: ignore[attr-defined]
+    json_files = [folder / f for f in files if f.endswith(".json")]
+    return json_files[0] if json_files and json_files[0].is_file() else None
+
+
+def _print_minutes(path: Path) -> None:
+    from greffier.subtitles.formats import minutes_from_json
+
+    minutes = minutes_from_json(path.read_bytes())
+    print(f"\nMinutes ({path.parent}): {', '.join(minutes.participants)}")
+    for seg in minutes.segments:
+        print(f"  [{_fmt(seg.start)}] {seg.speaker.display}: {seg.text}")
 
 
 async def _wait_for_agent(settings: Settings, room: str, timeout_s: float = 30.0) -> None:
@@ -206,8 +247,7 @@ def _summary(collector: object, ref_path: Path | None) -> None:
           f"(lk.transcription streams: {len(collector.via('text_stream'))}, "
           f"legacy transcriptions: {len(collector.via('legacy'))}, "
           f"greffier.captions messages: {len(data)})")
-    speakers = sorted({_who(c.message.speaker.name, c.message.speaker.label)
-                       for c in finals if c.message})
+    speakers = sorted({c.message.speaker.name for c in finals if c.message})
     print(f"  speakers: {', '.join(speakers) if speakers else '-'}")
     if ref_path is not None:
         hyp = " ".join(c.text for c in finals)

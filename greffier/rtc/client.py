@@ -83,6 +83,23 @@ async def dispatch_agent(lk: LiveKitSettings, room: str, agent_name: str) -> str
         await client.aclose()
 
 
+async def request_control(lk: LiveKitSettings, room: str, action: str) -> None:
+    """Send the room's captioner a ``greffier.control`` request (``stop``, ``end``,
+    ``minutes``) signed with the API secret, through the server API."""
+    from greffier.subtitles.control import CONTROL_TOPIC, signed_request
+
+    client = server_api(lk)
+    try:
+        await client.room.send_data(api.SendDataRequest(
+            room=room, data=signed_request(action, room, lk.api_secret.get_secret_value()),
+            kind=api.DataPacket.Kind.RELIABLE, topic=CONTROL_TOPIC,
+        ))
+    except (api.TwirpError, OSError) as e:
+        raise ServerUnreachableError(f"control request failed: {e}") from e
+    finally:
+        await client.aclose()
+
+
 async def list_participants(lk: LiveKitSettings, room: str) -> list[Any]:
     """The server's view of a room's participants (hidden ones included)."""
     client = server_api(lk)
