@@ -21,6 +21,7 @@ from greffier.agents.publisher import TrackPublisher
 from greffier.agents.shared_mic import SharedMicrophone
 from greffier.asr.engine import InferenceEngine
 from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
+from greffier.core import metrics
 from greffier.core.audio import SAMPLE_RATE, pcm16_to_float32
 from greffier.core.config import DiarizationSettings
 from greffier.core.log import get_logger
@@ -87,6 +88,8 @@ class TrackCaptioner:
             track=track, sample_rate=SAMPLE_RATE, num_channels=1
         )
         self.finals = 0
+        self._interim_shown = ""
+        metrics.stream_opened()
         self._reader = asyncio.create_task(self._read(), name=f"greffier-read-{track.sid}")
         self._writer = asyncio.create_task(self._write(), name=f"greffier-write-{track.sid}")
 
@@ -110,6 +113,7 @@ class TrackCaptioner:
                     and event.type is TranscriptEventType.FINAL):
                 await self.shared_mic.catch_up(event.words[-1].end)
             for update in self._to_updates(event):
+                self._measure(update)
                 if update.final:
                     logger.debug("final %s: ends %.2f s before now", update.segment_id,
                                  self.meeting_now() - update.end)
@@ -123,6 +127,17 @@ class TrackCaptioner:
                 if update.final:
                     self.finals += 1
                 self._publisher.enqueue(update)
+
+    def _measure(self, update: CaptionUpdate) -> None:
+        """Caption latencies and retractions, for the metrics (``greffier.core.metrics``)."""
+        now = self.meeting_now()
+        if update.final and update.text:
+            metrics.caption_latency("final", now - update.end)
+        elif update.final:
+            metrics.retracted_segment()
+        elif update.segment_id != self._interim_shown:
+            self._interim_shown = update.segment_id
+            metrics.caption_latency("first_interim", now - update.start)
 
     def _to_updates(self, event: TranscriptEvent) -> list[CaptionUpdate]:
         """The event as captions; a shared microphone's final is split by speaker."""
@@ -189,6 +204,7 @@ class TrackCaptioner:
 
     async def aclose(self) -> None:
         """Stop reading, finalise the last utterance and publish it."""
+        metrics.stream_closed()
         await self._audio.aclose()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):

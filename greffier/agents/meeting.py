@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from greffier.core import metrics
 from greffier.core.config import Settings
 from greffier.core.errors import StoreDataError, StoreError, StoreSchemaError
 from greffier.core.log import get_logger
@@ -350,6 +351,7 @@ class MeetingRecorder:
                     break
                 except Exception as e:  # noqa: BLE001 - retried; the class only is logged
                     self.failures += 1
+                    metrics.store_error()
                     if _content_error(e):
                         batch = await self._one_by_one(batch)
                         break
@@ -388,6 +390,7 @@ class MeetingRecorder:
                     stored.append((seq, segment))
                     break
                 except Exception as e:  # noqa: BLE001 - the class only is logged
+                    metrics.store_error()
                     if not _content_error(e):
                         await asyncio.sleep(delay)  # the store itself fails: retry
                         delay = min(delay * 2, self.settings.store.retry_max_s)

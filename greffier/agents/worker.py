@@ -19,13 +19,19 @@ import threading
 import uuid
 from typing import Any
 
+from greffier.agents.load import current_load, default_capacity
 from greffier.agents.meeting import MeetingRecorder
 from greffier.agents.session import MeetingSession, worker_stopping
 from greffier.asr.engine import InferenceEngine, engine_for
 from greffier.asr.streaming import StreamingOptions
 from greffier.asr.whisper import WhisperDecoder
+from greffier.core import metrics
 from greffier.core.config import Settings
-from greffier.core.errors import ServerUnreachableError
+from greffier.core.errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    ServerUnreachableError,
+)
 from greffier.core.log import get_logger
 from greffier.rtc.server import wait_healthy
 from greffier.rtc.worker_process import READY_LINE
@@ -94,10 +100,10 @@ def build_server(settings: Settings) -> Any:
             can_update_metadata=True, hidden=settings.agent.hidden,
         ),
         num_idle_processes=1,
-        # Load is the share of max_rooms in use (the server prefers the least loaded worker
-        # and sends nothing to a full one); without a limit it stays below 1.
-        load_threshold=1.0,
-        load_fnc=lambda: _load(settings.agent.max_rooms),
+        # Load from the engine (greffier.agents.load); the server prefers the least loaded
+        # worker and sends nothing to one at the threshold.
+        load_threshold=settings.agent.load_threshold,
+        load_fnc=lambda: _load(settings),
         port=0,
         max_retry=3,
         log_level=settings.log_level,
@@ -213,12 +219,31 @@ def build_server(settings: Settings) -> Any:
     return server
 
 
-def _load(max_rooms: int) -> float:
+def _load(settings: Settings) -> float:
     with _rooms_lock:
         active = len(_active_rooms)
-    if max_rooms:
-        return min(1.0, active / max_rooms)
-    return min(0.99, active / 100)
+    metrics.set_rooms(active)
+    device = getattr(getattr(_engine, "decoder", None), "device", None)
+    capacity = settings.agent.capacity_streams or default_capacity(
+        getattr(device, "device", "cpu"))
+    return current_load(capacity, active, settings.agent.max_rooms)
+
+
+def serve_metrics(settings: Settings) -> None:
+    """Start the Prometheus endpoint (``metrics_port``; 0 is off) on its own thread."""
+    port, host = settings.agent.metrics_port, settings.agent.metrics_host
+    if not port:
+        return
+    try:
+        metrics.serve(port, host)
+    except OSError as e:
+        raise ConfigurationError(
+            f"the metrics endpoint cannot listen on {host}:{port} ({e.strerror})",
+            hint="set GREFFIER_AGENT__METRICS_PORT to a free port (each worker of a machine "
+            "needs its own), or to 0 to turn the endpoint off") from e
+    except ImportError as e:
+        raise MissingDependencyError.for_extra("prometheus_client", "agent") from e
+        logger.info("metrics on http://%s:%d/metrics", settings.agent.metrics_host, port)
 
 
 async def _release(room: str) -> None:
@@ -236,6 +261,7 @@ def run_worker(settings: Settings) -> int:
             hint="start one with `greffier livekit-server start` or set GREFFIER_LIVEKIT__URL",
         )
     shared_engine(settings)  # load the model before taking jobs
+    serve_metrics(settings)
     server = build_server(settings)
 
     async def main() -> None:

@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from greffier.asr.whisper import DecodeOptions, WhisperDecoder
+from greffier.core import metrics
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.errors import EngineClosedError
 from greffier.core.log import get_logger
@@ -228,6 +229,7 @@ class InferenceEngine:
             if now - req.submitted > self.interim_max_wait_s:
                 del self._interims[sid]
                 self._counts["dropped"] += 1
+                metrics.dropped_interim()
                 _fail(req.future, Superseded("dropped: waited too long"))
         candidates: list[_Request] = sorted(self._finals, key=lambda r: r.seq)
         candidates += sorted(self._interims.values(), key=lambda r: r.submitted)
@@ -282,6 +284,9 @@ class InferenceEngine:
                     started - min(r.submitted for r in batch),
                 )
             self._account(batch, started, done)
+            metrics.engine_batch(batch[0].kind.name.lower(), done - started,
+                                 [(r.stream_id, started - r.submitted) for r in batch],
+                                 len(self._finals) + len(self._interims))
             for r, hyp in zip(batch, results, strict=True):
                 if not r.future.done():
                     r.future.set_result(hyp)

@@ -111,6 +111,17 @@ class AgentSettings(BaseModel):
     """How long a starting worker waits for the server before giving up."""
     max_rooms: int = Field(default=0, ge=0)
     """Rooms one worker takes before the server sends new ones elsewhere; 0 is no limit."""
+    capacity_streams: int = Field(default=0, ge=0)
+    """Streams speaking at once that the engine holds in real time; 0 picks by device: 2 on
+    CPU (measured, ``base`` on 2 cores), 16 on CUDA (a guess until measured). See
+    ``greffier.agents.load``."""
+    load_threshold: float = Field(default=0.9, gt=0)
+    """Load (0 to 1, from the engine's speaking streams, queue wait and caption lag) at which
+    the worker refuses new rooms; above 1 it never does."""
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    """Port of the worker's Prometheus endpoint (``/metrics``); 0 turns it off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the worker's Prometheus endpoint listens on (``0.0.0.0`` in a container)."""
     linger_s: float = Field(default=20.0, ge=0)
     """How long the captioner stays after the last participant left (they may rejoin)."""
     stale_margin_s: float = Field(default=300.0, ge=0)

@@ -26,6 +26,8 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str] | None = None, *, log_path: Path | None = None):
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        # No fixed-port metrics endpoint unless asked: harness workers may run side by side.
+        self.env.setdefault("GREFFIER_AGENT__METRICS_PORT", "0")
         self.log_path = log_path
         self.proc: subprocess.Popen[str] | None = None
         self.lines: deque[str] = deque(maxlen=400)

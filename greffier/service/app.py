@@ -27,7 +27,15 @@ from greffier.core.config import DEV_API_SECRET, Settings
 from greffier.core.errors import ConfigurationError
 from greffier.core.log import get_logger
 from greffier.service.jobs import Runner
-from greffier.service.routers import captions, health, live, meetings, openai_api, transcriptions
+from greffier.service.routers import (
+    captions,
+    health,
+    live,
+    meetings,
+    metrics,
+    openai_api,
+    transcriptions,
+)
 from greffier.service.state import ServiceState
 
 logger = get_logger("service")
@@ -139,7 +147,8 @@ def create_app(settings: Settings, *, runner: Runner | None = None) -> FastAPI:
     app.state.greffier = state
     add_docs(app)
     app.add_middleware(UploadLimit, max_bytes=state.max_upload_bytes + FORM_OVERHEAD)
-    for module in (health, meetings, captions, transcriptions, openai_api, live):
+    app.add_middleware(metrics.RequestMetrics)
+    for module in (health, meetings, captions, transcriptions, openai_api, live, metrics):
         app.include_router(module.router)
     return app
 

@@ -68,9 +68,10 @@ def test_nothing_but_the_command_line_imports_agents_or_service() -> None:
 def test_importing_greffier_loads_no_heavy_dependency() -> None:
     code = (
         "import sys, greffier, greffier.core.config, greffier.core.types, greffier.core.audio, "
-        "greffier.asr.engine, greffier.asr.streaming, greffier.subtitles.protocol, greffier.cli\n"
+        "greffier.asr.engine, greffier.asr.streaming, greffier.subtitles.protocol, greffier.cli, "
+        "greffier.core.metrics\n"
         "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'torch', 'pyannote', 'livekit', "
-        "'onnxruntime', 'av') if m in sys.modules]\n"
+        "'onnxruntime', 'av', 'prometheus_client') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
