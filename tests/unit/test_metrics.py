@@ -255,3 +255,16 @@ def test_every_dashboard_query_names_an_exported_family() -> None:
               "greffier_retracted_segments_total", "greffier_store_errors_total",
               "greffier_gpu_memory_used_bytes", "greffier_worker_load"}
     assert wanted <= names
+
+
+def test_the_worker_reports_its_engine_load_to_livekit() -> None:
+    from greffier.agents.worker import build_server  # imports livekit-agents
+    from greffier.core.config import Settings
+
+    settings = Settings(agent=AgentSettings(capacity_streams=2, load_threshold=0.8))
+    server = build_server(settings)
+    assert server._load_threshold == 0.8  # livekit-agents refuses jobs at this load
+    metrics.engine_batch("final", 0.05, [("speaker-1", 0.0), ("speaker-2", 0.0)], 0)
+    assert server.load_fnc() == 1.0  # two streams speaking at once fill a capacity of 2
+    assert value(local_families(), "greffier_worker_load") == 1.0
+    assert value(local_families(), "greffier_capacity_streams") == 2
