@@ -7,8 +7,8 @@ one track's caption updates are turned into a sequence of final, never revised p
 under an id of its own (``<update id>-<k>``, ``k`` counting the track's pieces):
 
 - an interim publishes the words newly confirmed since the last piece (confirmed: agreed on
-  by two successive interims of the segment, LocalAgreement-2 as the engine's default, or the
-  count the caller passes);
+  by ``agreement`` successive interims of the segment, two by default as the engine's
+  LocalAgreement, or the count the caller passes);
 - a final publishes the words of the final that no piece has shown yet, and nothing else.
 
 The final is the truth, but a piece cannot be retracted. Which words of a final are "already
@@ -108,11 +108,16 @@ def covered(shown: list[_Token], words: tuple[_Token, ...]) -> tuple[int, int]:
 class AppendOnlyCaptions:
     """One track's caption updates as append-only final pieces (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, agreement: int = 2) -> None:
+        if agreement < 2:
+            raise ValueError("confirming words takes at least two interims")
+        self.agreement = agreement
+        """Successive interims that must agree on a word before it is shown (when the caller
+        passes no confirmed count)."""
         self._shown: list[_Token] = []
         """Words published in pieces and not yet settled by a final."""
         self._segment = ""
-        self._last_interim: tuple[_Token, ...] = ()
+        self._recent: list[tuple[_Token, ...]] = []
         self._finished: set[str] = set()
         self._count = 0
         self.rewritten = 0
@@ -134,7 +139,7 @@ class AppendOnlyCaptions:
         if len(self._finished) > 256:
             self._finished.clear()
             self._finished.add(update.segment_id)
-        self._segment, self._last_interim = "", ()
+        self._segment, self._recent = "", []
         return self._final(update, tokens)
 
     def _drop_stale(self, tokens: tuple[_Token, ...]) -> None:
@@ -148,10 +153,13 @@ class AppendOnlyCaptions:
     def _interim(
         self, update: CaptionUpdate, tokens: tuple[_Token, ...], confirmed: int | None
     ) -> CaptionUpdate | None:
+        if self._segment != update.segment_id:
+            self._segment, self._recent = update.segment_id, []
         if confirmed is None:
-            previous = self._last_interim if self._segment == update.segment_id else ()
-            confirmed = _common_prefix(previous, tokens)
-        self._segment, self._last_interim = update.segment_id, tokens
+            previous = self._recent
+            full = len(previous) == self.agreement - 1
+            confirmed = min((_common_prefix(p, tokens) for p in previous), default=0) if full else 0
+        self._recent = [*self._recent, tokens][-(self.agreement - 1) :]
         sure = tokens[: max(0, min(confirmed, len(tokens)))]
         p, _ = covered(self._shown, sure)
         new = sure[p:]

@@ -266,3 +266,16 @@ def test_when_the_final_keeps_its_confirmed_words_meet_shows_exactly_the_final(
     assert all(p.final and p.text for p in pieces)
     assert len({p.segment_id for p in pieces}) == len(pieces)
     assert policy.rewritten == 0
+
+
+def test_three_interims_must_agree_when_asked() -> None:
+    policy = AppendOnlyCaptions(agreement=3)
+    out = [
+        policy.push(upd("s-0", "we will")),
+        policy.push(upd("s-0", "we will meet")),
+        policy.push(upd("s-0", "we will meet on")),
+        policy.push(upd("s-0", "we will meet on friday", final=True)),
+    ]
+    assert [p.text if p else None for p in out] == [None, None, "we will", "meet on friday"]
+    with pytest.raises(ValueError):
+        AppendOnlyCaptions(agreement=1)
