@@ -28,6 +28,9 @@ class WorkerProcess:
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         # No fixed-port metrics endpoint unless asked: harness workers may run side by side.
         self.env.setdefault("GREFFIER_AGENT__METRICS_PORT", "0")
+        # Nor refusal of rooms for load unless asked: demos and benchmarks dispatch every room
+        # to this one worker (the load is still computed and exported).
+        self.env.setdefault("GREFFIER_AGENT__LOAD_THRESHOLD", "inf")
         self.log_path = log_path
         self.proc: subprocess.Popen[str] | None = None
         self.lines: deque[str] = deque(maxlen=400)

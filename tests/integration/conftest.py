@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +35,21 @@ def worker_data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("worker-data")
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def worker_env(agent_name: str, data_dir: Path) -> dict[str, str]:
+    """A test worker's settings: its own metrics port; rooms never refused for load (the
+    machine is shared, so caption lag is not this worker's own: the load is still computed
+    and exported, see test_metrics_live.py)."""
     return {"GREFFIER_AGENT__NAME": agent_name, "GREFFIER_DATA_DIR": str(data_dir),
-            "GREFFIER_AGENT__LINGER_S": "3"}
+            "GREFFIER_AGENT__LINGER_S": "3",
+            "GREFFIER_AGENT__METRICS_PORT": str(free_port()),
+            "GREFFIER_AGENT__LOAD_THRESHOLD": "inf"}
 
 
 @pytest.fixture(scope="session")
