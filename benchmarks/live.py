@@ -277,10 +277,12 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
         segments.setdefault(f"{c.speaker_identity}/{c.segment_id}", []).append(c)
     unassigned = off_timeline = 0
     owner_of_segment: dict[str, Row] = {}
+    strays: list[dict[str, Any]] = []
     for key, caps in segments.items():
         owner, distance = attribute(caps, by_identity.get(caps[0].speaker_identity, []))
         if owner is None:
             unassigned += len(caps)
+            strays.append(_stray(key, caps, by_identity.get(caps[0].speaker_identity, [])))
             continue
         off_timeline += len(caps) if distance > OFF_TIMELINE_S else 0
         owner.captions.extend(caps)
@@ -329,6 +331,7 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
         "interims": sum(1 for c in data if not c.final),
         "captions_off_the_timeline": off_timeline + unassigned,
         "captions_unattributed": unassigned,
+        "unattributed_segments": strays,
         "per_clip": per_clip,
     })
     out["by_variant"] = {
@@ -365,6 +368,22 @@ def attribute(caps: list[Any], rows: list[Row]) -> tuple[Row | None, float]:
 
     owner = max(near, key=lambda r: (round(shared(r), 2), -distance(r)))
     return owner, distance(owner)
+
+
+def _stray(key: str, caps: list[Any], rows: list[Row]) -> dict[str, Any]:
+    """What a segment no clip could claim looked like (for the JSON: find the timeline error)."""
+    last = caps[-1]
+    m = last.message
+    start, end = m.meeting_started_at + m.start, m.meeting_started_at + m.end
+    nearest = min(rows, key=lambda r: min(abs(r.speech_start - start), abs(r.speech_end - end)),
+                  default=None)
+    return {
+        "segment": key, "captions": len(caps), "final": last.final, "text": last.text,
+        "nearest_clip": nearest.clip.id if nearest else None,
+        "start_s": round(start - nearest.wall(0), 2) if nearest else None,
+        "end_s": round(end - nearest.wall(0), 2) if nearest else None,
+        "arrived_s": round(last.received_at - nearest.wall(0), 2) if nearest else None,
+    }
 
 
 def summarize(rows: list[Row], per_clip: list[dict[str, Any]], brief: bool = False) -> (
