@@ -36,16 +36,16 @@ class LevelOptions:
     """Tunables of :class:`LevelNormalizer`."""
 
     enabled: bool = True
-    target_dbfs: float = -24.0
+    target_dbfs: float = -20.0
     """RMS of active speech after the gain (read speech at a normal level is about -20)."""
     max_gain_db: float = 40.0
     noise_ceiling_dbfs: float = -55.0
     """The gain never lifts the noise floor above this."""
     snr_gate_db: float = 12.0
     """Blocks this far above the floor count as (possible) speech for the level."""
-    min_level_dbfs: float = -85.0
+    min_level_dbfs: float = -70.0
     """Blocks quieter than this never count as speech."""
-    attack_s: float = 0.15
+    attack_s: float = 0.05
     release_s: float = 8.0
     floor_rise_db_s: float = 2.0
     peak_limit: float = 0.9
