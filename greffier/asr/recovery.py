@@ -64,7 +64,12 @@ def kept_share(final: Sequence[str], confirmed: Sequence[str]) -> float:
 
 
 def judge(
-    rejected: str, final: Sequence[str], confirmed: Sequence[str], *, shown: bool
+    rejected: str,
+    final: Sequence[str],
+    confirmed: Sequence[str],
+    *,
+    shown: bool,
+    covers: bool = False,
 ) -> Verdict:
     """Accept the final decode, or decode again.
 
@@ -73,6 +78,8 @@ def judge(
         final: word keys of the decode after the guard.
         confirmed: word keys shown as confirmed in the segment's interims.
         shown: whether any interim of the segment was shown.
+        covers: whether the decode's words reach the end of the confirmed words in time (then
+            it rewrites them, "one two" as "1 2", rather than losing them).
     """
     if rejected == PROVEN_HALLUCINATION:
         return Verdict.ACCEPT
@@ -83,7 +90,7 @@ def judge(
         return Verdict.RETRY if rejected in DOUBTFUL else Verdict.ACCEPT
     if rejected or not final:
         return Verdict.RETRY
-    if kept_share(final, confirmed) < MIN_KEPT_SHARE:
+    if not covers and kept_share(final, confirmed) < MIN_KEPT_SHARE:
         return Verdict.RETRY
     return Verdict.ACCEPT
 

@@ -712,8 +712,12 @@ class StreamingTranscriber:
         def keys(v: GuardVerdict) -> list[str]:
             return [word_key(w) for w in v.words]
 
+        def covers(v: GuardVerdict) -> bool:
+            return not confirmed or bool(v.words) and v.words[-1].end >= confirmed[-1].end - 0.3
+
         hyp, verdict = result
-        if judge(verdict.rejected, keys(verdict), keys_confirmed, shown=shown) is Verdict.ACCEPT:
+        if judge(verdict.rejected, keys(verdict), keys_confirmed, shown=shown,
+                 covers=covers(verdict)) is Verdict.ACCEPT:
             return result
         ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
         had_context = ctx < start
@@ -729,7 +733,8 @@ class StreamingTranscriber:
             except Superseded:
                 continue
             c_hyp, c_verdict = candidate
-            verdict_now = judge(c_verdict.rejected, keys(c_verdict), keys_confirmed, shown=shown)
+            verdict_now = judge(c_verdict.rejected, keys(c_verdict), keys_confirmed, shown=shown,
+                                covers=covers(c_verdict))
             if verdict_now is Verdict.ACCEPT and not c_verdict.rejected:
                 return candidate
             if not c_verdict.rejected and better(keys(c_verdict), keys(best[1]), keys_confirmed):
@@ -739,7 +744,10 @@ class StreamingTranscriber:
             return best
         if not b_verdict.rejected and b_verdict.words:
             # the best decode lost confirmed words: keep them, then what it heard after them
-            after = tuple(w for w in b_verdict.words if w.start >= confirmed[-1].end - 0.05)
+            after = tuple(w for w in b_verdict.words
+                          if (w.start + w.end) / 2 > confirmed[-1].end)
+            if after and word_key(after[0]) == word_key(confirmed[-1]):
+                after = after[1:]
             words = confirmed + drop_seam_repeat(confirmed, after)
         else:
             words = confirmed

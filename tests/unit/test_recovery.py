@@ -31,6 +31,9 @@ def test_a_short_utterance_without_interims_gets_another_try_when_the_decode_dou
 
 def test_a_final_that_loses_most_confirmed_words_is_decoded_again() -> None:
     assert judge("", ["printing", "in"], CONFIRMED, shown=True) is Verdict.RETRY
+    # the same span written otherwise ("one two" as "1 2") is a rewrite, not a loss
+    assert judge("", ["1", "2"], ["one", "two"], shown=True, covers=True) is Verdict.ACCEPT
+    assert judge("", ["1"], ["one", "two"], shown=True, covers=False) is Verdict.RETRY
     whole = [*CONFIRMED, "concerned", "differs"]
     assert judge("", whole, CONFIRMED, shown=True) is Verdict.ACCEPT
     # a better decode may rewrite a few confirmed words: accepted
