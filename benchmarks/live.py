@@ -108,6 +108,8 @@ class Row:
     utterances: list[tuple[float, float]]
     offset: float
     """Seconds into the participant's track at which the clip begins."""
+    duration: float = 0.0
+    """Seconds of audio in the clip."""
     started_at: float = 0.0
     """Wall time of the track's first sample (used when ``frame_times`` is not known)."""
     frame_times: np.ndarray | None = None
@@ -166,7 +168,8 @@ def plan(clips: list[Clip], utterances: dict[str, list[tuple[float, float]]]) ->
             parts, rows, offset = [gap], [], GAP_S
             for c in batch:
                 audio = c.audio()
-                rows.append(Row(c, identity, utterances[c.id], offset))
+                rows.append(Row(c, identity, utterances[c.id], offset,
+                                duration=audio.size / SAMPLE_RATE))
                 parts += [audio, gap]
                 offset += audio.size / SAMPLE_RATE + GAP_S
             stage.append(Block(identity, np.concatenate(parts), rows))
@@ -344,9 +347,10 @@ def analyse(rows: list[Row], captions: list[Any], stats: dict[str, Any]) -> dict
 
 def attribute(caps: list[Any], rows: list[Row]) -> tuple[Row | None, float]:
     """The clip a segment's captions belong to, and how far (meeting time) its words lie from
-    that clip's speech: the clips of its speaker within :data:`ATTRIBUTION_WINDOW_S`; of
-    several, the one whose reference shares most of the segment's words (a caption placed a
-    little late on a busy machine still goes to the clip it transcribes), then the nearest."""
+    that clip's speech: the clips of its speaker whose audio lies within
+    :data:`ATTRIBUTION_WINDOW_S` (speech the VAD missed still belongs to its clip); of several,
+    the one whose reference shares most of the segment's words (a caption placed a little late
+    on a busy machine still goes to the clip it transcribes), then the nearest."""
     shown = [c for c in caps if c.text]
     decisive = next((c for c in reversed(shown) if c.final), shown[-1] if shown else caps[-1])
     m = decisive.message
@@ -355,7 +359,10 @@ def attribute(caps: list[Any], rows: list[Row]) -> tuple[Row | None, float]:
     def distance(r: Row) -> float:
         return max(r.speech_start - mid, mid - r.speech_end, 0.0)
 
-    near = [r for r in rows if distance(r) <= ATTRIBUTION_WINDOW_S]
+    def outside(r: Row) -> float:
+        return max(r.wall(0.0) - mid, mid - r.wall(max(r.duration, 0.0)), 0.0)
+
+    near = [r for r in rows if min(outside(r), distance(r)) <= ATTRIBUTION_WINDOW_S]
     if not near:
         return None, float("inf")
     words = Counter(normalize_text(decisive.text).split())
@@ -366,7 +373,7 @@ def attribute(caps: list[Any], rows: list[Row]) -> tuple[Row | None, float]:
         ref = Counter(normalize_text(r.clip.reference).split())
         return sum((words & ref).values()) / sum(words.values())
 
-    owner = max(near, key=lambda r: (round(shared(r), 2), -distance(r)))
+    owner = max(near, key=lambda r: (round(shared(r), 2), -outside(r), -distance(r)))
     return owner, distance(owner)
 
 

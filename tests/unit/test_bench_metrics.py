@@ -287,3 +287,30 @@ def test_normalised_wer_uses_each_pairs_language_and_set_labels(tmp_path: Path) 
     settings = Settings(speech_data=tmp_path)
     assert set_label(str(tmp_path / "manifest.tsv"), settings) == "shared"
     assert set_label("hard", settings) == "hard" and set_label("x.tsv", settings) == "x.tsv"
+
+
+def test_speech_the_vad_missed_still_belongs_to_its_clip(tmp_path: Path) -> None:
+    from benchmarks.common import load_set
+    from benchmarks.live import attribute, plan
+    from greffier.rtc.client import ReceivedCaption
+    from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
+
+    path = _clip_files(tmp_path, [
+        {"id": "long", "lang": "en", "dur": "12.0", "text": "so this is the sick corpus",
+         "variant": "v", "utts": [(0.0, 1.0)]},  # the VAD heard the first second only
+    ])
+    clips, _ = load_set(str(path))
+    (stage,) = plan(clips, {c.id: c.utterances() for c in clips})
+    (row,) = stage[0].rows
+    row.started_at = 1000.0  # clip from 1002.0 to 1014.0; speech (VAD) 1002.0-1003.0
+    msg = CaptionMessage(segment_id="s", track_sid="T", speaker=CaptionSpeaker(
+        identity="x", name="x"), language="en", start=9.0, end=11.0, final=True,
+        text="so this is the sick corpus", meeting_started_at=1000.0)
+    cap = ReceivedCaption(received_at=1012.0, via="data", segment_id="s", speaker_identity="x",
+                          final=True, text=msg.text, message=msg)
+    owner, distance = attribute([cap], [row])
+    assert owner is row and distance == pytest.approx(7.0)  # reported as off its speech
+    msg2 = msg.model_copy(update={"start": 20.0, "end": 21.0})
+    far = ReceivedCaption(received_at=1022.0, via="data", segment_id="t", speaker_identity="x",
+                          final=True, text=msg.text, message=msg2)
+    assert attribute([far], [row]) == (None, float("inf"))
