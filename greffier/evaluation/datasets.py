@@ -14,8 +14,8 @@ Layouts (``load_dataset`` recognises each from the path):
   in ``audio/<speaker>/<book>/<id>.flac``; the language from an ``mls_<language>`` folder name.
 * AMI-style: ``*.rttm`` files anywhere under a folder (one or several recordings each), the
   audio whose name is the RTTM file id (``ES2004a.wav``) or starts with it and a dot
-  (``ES2004a.Mix-Headset.wav``), optional ``<id>.uem`` (scored region) and ``<id>.txt`` or
-  ``<id>.stm`` (reference transcript).
+  (``ES2004a.Mix-Headset.wav``, preferred over other microphones), optional ``<id>.uem``
+  (scored region) and ``<id>.txt`` or ``<id>.stm`` (reference transcript).
 
 Nothing here reads audio; readers check that each audio file exists.
 """
@@ -233,7 +233,8 @@ def read_ami(folder: str | Path, *, language: str | None = "en") -> list[Utteran
     folder = Path(folder)
     files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
     audio_by_stem: dict[str, Path] = {}
-    for p in files:
+    # AMI's headset mix first: the usual diarization input when several microphones are there
+    for p in sorted(files, key=lambda f: "mix-headset" not in f.name.lower()):
         if p.suffix.lower() in AUDIO_EXTENSIONS:
             audio_by_stem.setdefault(p.name[: -len(p.suffix)], p)
             audio_by_stem.setdefault(p.name.split(".")[0], p)

@@ -93,6 +93,7 @@ def test_mls_split(tmp_path: Path) -> None:
 
 
 def test_ami_folder_with_rttm_uem_and_transcript(tmp_path: Path) -> None:
+    tiny_wav(tmp_path / "amicorpus" / "ES2004a" / "audio" / "ES2004a.Array1-01.wav")
     tiny_wav(tmp_path / "amicorpus" / "ES2004a" / "audio" / "ES2004a.Mix-Headset.wav")
     tiny_wav(tmp_path / "amicorpus" / "IS1009a" / "audio" / "IS1009a.Mix-Headset.wav")
     (tmp_path / "rttms").mkdir()
