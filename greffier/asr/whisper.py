@@ -74,16 +74,19 @@ def padding_loop_start(words: Sequence[Word]) -> int:
 
     Given a buffer that ends in a pause, Whisper may continue into the padding by repeating
     itself ("Printing Printing Printing...", or a clause said again): the alignment gives
-    those words no duration. A run of ``_LOOP_WORDS`` zero-length words marks the start.
+    those words no duration. The loop starts at a run of ``_LOOP_WORDS`` zero-length words
+    after which nearly every word is zero-length (a run in the middle of real speech, where
+    the alignment squeezed a few fast words, is left alone).
     """
+    zero = [w.end - w.start < _ZERO_S for w in words]
     run = 0
-    for i, w in enumerate(words):
-        if w.end - w.start < _ZERO_S:
-            run += 1
-            if run >= _LOOP_WORDS:
-                return i - run + 1
-        else:
-            run = 0
+    for i, z in enumerate(zero):
+        run = run + 1 if z else 0
+        if run == _LOOP_WORDS:
+            start = i - run + 1
+            rest = zero[start:]
+            if sum(rest) >= 0.8 * len(rest):
+                return start
     return len(words)
 
 

@@ -105,6 +105,10 @@ def test_words_whisper_wrote_into_the_padding_are_cut() -> None:
     spoken = [Word(0.0, 0.3, " a"), Word(0.3, 0.3, " b"), Word(0.3, 0.6, " c"),
               Word(0.6, 0.6, " d"), Word(0.6, 0.6, " e"), Word(0.6, 0.9, " f")]
     assert padding_loop_start(spoken) == len(spoken)
+    # a run squeezed by the alignment in the middle of real speech is not a loop
+    squeezed = [Word(0.0, 0.3, " a"), Word(0.3, 0.3, " b"), Word(0.3, 0.3, " c"),
+                Word(0.3, 0.3, " d")] + [Word(0.3 + 0.3 * i, 0.6 + 0.3 * i, " w") for i in range(6)]
+    assert padding_loop_start(squeezed) == len(squeezed)
 
 
 def test_a_sentence_said_again_keeps_one_copy_and_a_loop_is_rejected() -> None:
