@@ -169,3 +169,112 @@ def test_resampled_phone_audio_is_transcribed(engine, clips) -> None:
     phone = resample(resample(audio, SAMPLE_RATE, 8_000), 8_000, SAMPLE_RATE)
     result = run(engine, phone, language="en")
     assert word_error_rate([clips["ljspeech_LJ001-0009"].text], [result.final_text()]).wer <= 0.2
+    assert retracted(result) == 0
+
+
+# -- speech the engine was never tuned on (issue 8): levels, bands, chains, short words ----
+
+def at_peak(audio: np.ndarray, peak_dbfs: float) -> np.ndarray:
+    return (audio * (10 ** (peak_dbfs / 20) / np.max(np.abs(audio)))).astype(np.float32)
+
+
+def repeated_phrases(result: ReplayResult) -> int:
+    """Repeated phrases in the finals: within one, or across the seam of two."""
+    from greffier.asr.agreement import word_key
+    from greffier.asr.repeats import find_repeat
+
+    count, previous = 0, []
+    for final in result.finals:
+        keys = [word_key(w) for w in final.event.words]
+        count += find_repeat(keys) is not None
+        count += bool(previous) and find_repeat(previous + keys, seam=len(previous)) is not None
+        previous = keys or previous
+    return count
+
+
+def retracted(result: ReplayResult) -> int:
+    """Segments whose interims were shown and whose final is empty."""
+    return sum(
+        1 for updates in result.segments().values()
+        if any(u.event.type is TranscriptEventType.INTERIM for u in updates)
+        and any(u.event.type is TranscriptEventType.FINAL and not u.event.text for u in updates)
+    )
+
+
+def test_quiet_speech_is_captioned_as_fast_and_as_well_as_loud_speech(engine, clips) -> None:
+    """Clips scaled to a -40 dBFS peak (two of six got no caption before the level gain)."""
+    ids = ("ljspeech_LJ001-0002", "fleurs-en-001", "sr_english_one_two_three")
+    lead = np.zeros(SAMPLE_RATE // 2, np.float32)
+    for cid in ids:
+        audio = np.concatenate([lead, read_audio(clips[cid].audio)])
+        loud = run(engine, at_peak(audio, -3), language="en")
+        quiet = run(engine, at_peak(audio, -40), language="en")
+        assert quiet.finals and quiet.final_text(), f"{cid}: no caption at -40 dBFS"
+        assert retracted(quiet) == 0
+        wer_loud = word_error_rate([clips[cid].text], [loud.final_text()]).wer
+        wer_quiet = word_error_rate([clips[cid].text], [quiet.final_text()]).wer
+        assert wer_quiet <= wer_loud + 0.1, (cid, quiet.final_text(), loud.final_text())
+        first_quiet = quiet.first_interim_latencies()[0]
+        first_loud = loud.first_interim_latencies()[0]
+        # measured: at most +0.9 s (fleurs-en-001: 1.62 s against 0.74 s), often equal
+        assert first_quiet <= first_loud + 1.0, (cid, first_quiet, first_loud)
+
+
+def test_short_utterances_of_one_to_three_words_are_captioned(engine, clips) -> None:
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    one_word = read_audio(clips["ljspeech_LJ001-0001"].audio)[: int(0.62 * SAMPLE_RATE)]
+    three_words = read_audio(clips["sr_english_one_two_three"].audio)
+    for audio, expected in ((one_word, ""), (three_words, "3")):
+        # the lone word is captioned (base hears "Punting" in it: a wrong word, not a lost one)
+        result = run(engine, np.concatenate([gap, audio, gap]), language="en")
+        assert result.final_text() and expected in result.final_text(), result.final_text()
+        assert retracted(result) == 0
+
+
+def test_chained_sentences_without_pauses_are_said_once_and_in_time(engine, clips) -> None:
+    """Three read sentences back to back, no pause between them: every sentence captioned,
+    none twice, nothing retracted."""
+    ids = ("ljspeech_LJ001-0004", "ljspeech_LJ001-0006", "ljspeech_LJ001-0011")
+    audio = np.concatenate([read_audio(clips[c].audio) for c in ids])
+    result = run(engine, audio, language="en")
+    assert retracted(result) == 0
+    assert repeated_phrases(result) == 0, [f.event.text for f in result.finals]
+    wer = word_error_rate([" ".join(clips[c].text for c in ids)], [result.final_text()]).wer
+    assert wer <= 0.12, result.final_text()
+
+
+def test_48k_stereo_input_through_the_audio_module_is_transcribed(engine, clips) -> None:
+    from greffier.core.audio import StreamResampler, float32_to_pcm16, pcm16_to_float32, to_mono
+
+    cid = "ljspeech_LJ001-0013"
+    mono = resample(read_audio(clips[cid].audio), SAMPLE_RATE, 48_000)
+    stereo = float32_to_pcm16(np.stack([mono, mono * 0.5], axis=1).reshape(-1))
+    rs = StreamResampler(48_000)
+    parts = []
+    for i in range(0, stereo.size, 960 * 2):  # 20 ms frames, as a LiveKit track delivers them
+        parts.append(rs.process(to_mono(pcm16_to_float32(stereo[i : i + 960 * 2]), 2)))
+    audio = np.concatenate([*parts, rs.flush()])
+    result = run(engine, audio, language="en")
+    assert word_error_rate([clips[cid].text], [result.final_text()]).wer <= 0.15
+    assert retracted(result) == 0
+
+
+def test_a_buffer_ending_at_a_pause_is_not_said_again_into_the_padding(engine, clips) -> None:
+    """The cause of the sentence lost in the two-speaker live test: decoded up to the pause
+    after "Printing," or "...at present concerned,", Whisper (base) repeated the words into
+    the encoder padding; the guard rejected the whole decode as a loop and the final was
+    empty. The repeated words have no duration in the alignment and are cut."""
+    from greffier.asr.guards import HallucinationGuard
+
+    audio = np.concatenate([np.zeros(int(1.5 * SAMPLE_RATE), np.float32),
+                            read_audio(clips["ljspeech_LJ001-0001"].audio)])
+    decoder = engine.decoder
+    guard = HallucinationGuard()
+    for end_s, expected in ((2.22, "printing"),
+                            (5.58, "printing in the only sense with which we are at present")):
+        hyp = decoder.decode_batch([(audio[: int(end_s * SAMPLE_RATE)],
+                                     DecodeOptions(language="en"))])[0]
+        verdict = guard.check(hyp)
+        assert not verdict.rejected, (end_s, hyp.text)
+        text = verdict.text.lower().replace(",", "").replace(".", "")
+        assert text.startswith(expected) and text.count("printing") == 1, (end_s, hyp.text)
