@@ -8,6 +8,8 @@ VAD and Whisper's log-mel features both depend on the absolute level: speech pea
 * the **speech level** follows blocks at least ``snr_gate_db`` above that floor, quickly up
   (``attack_s``), slowly down (``release_s``), so the gain does not pump between words and the
   VAD sees a stable level through an utterance;
+* the gain **rises** at most ``max_rise_db_s`` (the first, quiet syllable of a loud stream is
+  not boosted before the louder ones set the level) and falls at once;
 * the **gain** brings that level to ``target_dbfs``; it never attenuates, never exceeds
   ``max_gain_db``, and never lifts the noise floor above ``noise_ceiling_dbfs`` (silence and
   steady noise are not blown up); a block's peak is never pushed past ``peak_limit``.
@@ -45,8 +47,11 @@ class LevelOptions:
     """Blocks this far above the floor count as (possible) speech for the level."""
     min_level_dbfs: float = -70.0
     """Blocks quieter than this never count as speech."""
-    attack_s: float = 0.05
+    attack_s: float = 0.01
     release_s: float = 8.0
+    max_rise_db_s: float = 40.0
+    """The gain rises at most this fast (it falls at once): the quiet first syllable of a
+    normal-level stream is not boosted before the louder ones set the level."""
     floor_rise_db_s: float = 2.0
     peak_limit: float = 0.9
 
@@ -132,7 +137,8 @@ class LevelNormalizer:
             return 1.0
         gain_db = min(o.target_dbfs - self.level_db, o.max_gain_db,
                       o.noise_ceiling_dbfs - self.floor_db)
-        gain = 10.0 ** (max(0.0, gain_db) / 20.0)
+        gain_db = min(max(0.0, gain_db), _db(self._target) + o.max_rise_db_s * dt)
+        gain = 10.0 ** (gain_db / 20.0)
         peak = float(np.max(np.abs(block)))
         if peak * gain > o.peak_limit:
             gain = max(1.0, o.peak_limit / peak)

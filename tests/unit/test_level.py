@@ -97,3 +97,22 @@ def test_disabled_is_the_identity(clips) -> None:
     x = scaled(speech(clips), -40)
     out, _ = run(x, enabled=False)
     assert np.array_equal(out, x)
+
+
+def test_the_first_syllable_of_a_normal_stream_is_not_boosted(clips) -> None:
+    """Measured: boosting the quiet onset of "Printing" (before the louder syllables set the
+    level) made Whisper hear "Punting"."""
+    x = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), speech(clips)])
+    norm = LevelNormalizer()
+    gains = []
+    for i in range(0, x.size, 320):
+        norm.process(x[i : i + 320])
+        gains.append(norm.gain_db)
+    assert max(gains) < 3.0
+
+
+def test_quiet_speech_reaches_its_gain_within_a_second(clips) -> None:
+    x = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), scaled(speech(clips), -40)])
+    norm = LevelNormalizer()
+    norm.process(x[: int(1.6 * SAMPLE_RATE)])
+    assert norm.gain_db >= 25.0
