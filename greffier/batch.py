@@ -144,15 +144,17 @@ def hypotheses_to_segments(
             if not text:
                 continue
             suffix = f"-{k}" if len(groups) > 1 else ""
-            segments.append(TranscriptSegment(
-                segment_id=f"seg-{i:05d}{suffix}",
-                speaker=_speaker_of(label, default_speaker),
-                start=words[0].start,
-                end=max(words[-1].end, words[0].start),
-                text=text,
-                language=hyp.language,
-                words=tuple(words),
-            ))
+            segments.append(
+                TranscriptSegment(
+                    segment_id=f"seg-{i:05d}{suffix}",
+                    speaker=_speaker_of(label, default_speaker),
+                    start=words[0].start,
+                    end=max(words[-1].end, words[0].start),
+                    text=text,
+                    language=hyp.language,
+                    words=tuple(words),
+                )
+            )
     return segments
 
 
@@ -180,8 +182,15 @@ def transcribe_file(
     path = Path(path)
     audio, info = read_audio_with_info(path)
     return transcribe_audio(
-        audio, settings, name=path.stem, diarize=diarize, language=language, decoder=decoder,
-        diarizer=diarizer, progress=progress, title=title,
+        audio,
+        settings,
+        name=path.stem,
+        diarize=diarize,
+        language=language,
+        decoder=decoder,
+        diarizer=diarizer,
+        progress=progress,
+        title=title,
         started_at=started_at or recording_start(path, info.duration),
     )
 
@@ -210,31 +219,53 @@ def transcribe_audio(
     hypotheses = []
     rejected = 0
     too_short = audio.size < SAMPLE_RATE // 10  # nothing Whisper could hear
-    for hyp in () if too_short else transcribe_recording(
-        decoder, audio, language=lang, beam_size=settings.asr.recording_beam_size,
-        options=ChunkingOptions(batch_size=batch_size), progress=progress,
+    for hyp in (
+        ()
+        if too_short
+        else transcribe_recording(
+            decoder,
+            audio,
+            language=lang,
+            beam_size=settings.asr.recording_beam_size,
+            options=ChunkingOptions(batch_size=batch_size),
+            progress=progress,
+        )
     ):
         verdict = guard.check(hyp)
         if verdict.rejected or not verdict.words:
             rejected += 1
             continue
-        hypotheses.append(Hypothesis(
-            words=verdict.words, language=hyp.language,
-            language_probability=hyp.language_probability,
-            no_speech_probability=hyp.no_speech_probability, avg_logprob=hyp.avg_logprob,
-            compression_ratio=hyp.compression_ratio, text=verdict.text,
-        ))
+        hypotheses.append(
+            Hypothesis(
+                words=verdict.words,
+                language=hyp.language,
+                language_probability=hyp.language_probability,
+                no_speech_probability=hyp.no_speech_probability,
+                avg_logprob=hyp.avg_logprob,
+                compression_ratio=hyp.compression_ratio,
+                text=verdict.text,
+            )
+        )
     if progress is not None:
         progress(duration)
-    logger.info("transcribed %.1f s of audio in %.1f s (%d segments, %d rejected)",
-                duration, time.perf_counter() - started, len(hypotheses), rejected)
+    logger.info(
+        "transcribed %.1f s of audio in %.1f s (%d segments, %d rejected)",
+        duration,
+        time.perf_counter() - started,
+        len(hypotheses),
+        rejected,
+    )
     turns: list[SpeakerTurn] | None = None
     if diarize:
         diarizer = diarizer or load_diarizer(settings)
         started = time.perf_counter()
         turns = diarizer.diarize(audio)
-        logger.info("diarized %.1f s of audio in %.1f s (%d speakers)", duration,
-                    time.perf_counter() - started, len({t.speaker for t in turns}))
+        logger.info(
+            "diarized %.1f s of audio in %.1f s (%d speakers)",
+            duration,
+            time.perf_counter() - started,
+            len({t.speaker for t in turns}),
+        )
     default_speaker = Speaker(identity="speaker", name=clean_name(name, "speaker"))
     segments = hypotheses_to_segments(hypotheses, default_speaker, turns)
     return assemble_minutes(segments, title=title or name, started_at=started_at, turns=turns)
@@ -247,9 +278,13 @@ class _Progress:
         from tqdm import tqdm
 
         self._bar = tqdm(
-            total=round(total_s, 1), desc=name, unit="s", file=stream, leave=True,
+            total=round(total_s, 1),
+            desc=name,
+            unit="s",
+            file=stream,
+            leave=True,
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
-                       "[{elapsed}<{remaining}]",
+            "[{elapsed}<{remaining}]",
             mininterval=0.5,
         )
         self._done = 0.0
@@ -301,8 +336,10 @@ def run_transcribe(
         try:
             audio, info = read_audio_with_info(path)
         except AudioFormatError as e:
-            print(f"greffier: error: {path}: not an audio or video file greffier can decode "
-                  f"({e})", file=err)
+            print(
+                f"greffier: error: {path}: not an audio or video file greffier can decode ({e})",
+                file=err,
+            )
             failed += 1
             continue
         decoder = decoder or load_decoder(settings)
@@ -311,8 +348,13 @@ def run_transcribe(
         bar = _Progress(info.duration, path.name, err)
         try:
             minutes = transcribe_audio(
-                audio, settings, name=path.stem, diarize=diarize, decoder=decoder,
-                diarizer=diarizer, progress=bar,
+                audio,
+                settings,
+                name=path.stem,
+                diarize=diarize,
+                decoder=decoder,
+                diarizer=diarizer,
+                progress=bar,
                 started_at=recording_start(path, info.duration),
             )
         finally:
@@ -327,6 +369,8 @@ def run_transcribe(
         for p in written:
             print(p, file=out)
     if failed:
-        print(f"greffier: {failed} of {len(files)} file{'s' if len(files) > 1 else ''} failed",
-              file=err)
+        print(
+            f"greffier: {failed} of {len(files)} file{'s' if len(files) > 1 else ''} failed",
+            file=err,
+        )
     return 1 if failed else 0

@@ -23,9 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "GREFFIER_ASR__DEVICE": getattr(args, "device", None),
         "GREFFIER_AGENT__NAME": getattr(args, "agent_name", None),
         "GREFFIER_LIVEKIT__URL": getattr(args, "url", None),
-        "GREFFIER_DIARIZATION__ENABLED": (
-            "true" if getattr(args, "diarize", False) else None
-        ),
+        "GREFFIER_DIARIZATION__ENABLED": ("true" if getattr(args, "diarize", False) else None),
     }
     for key, value in overrides.items():
         if value is not None:
@@ -44,21 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="live captions of a recording through a local LiveKit room")
-    demo.add_argument("audio", nargs="?", type=Path,
-                      help="audio file to publish (default: pyannote.audio's sample.wav)")
+    demo.add_argument(
+        "audio",
+        nargs="?",
+        type=Path,
+        help="audio file to publish (default: pyannote.audio's sample.wav)",
+    )
     demo.add_argument("--reference", type=Path, help="reference transcript for the WER")
     demo.add_argument("--worker-log", type=Path, help="write the worker's log to this file")
-    demo.add_argument("--shared-microphone", action=argparse.BooleanOptionalAction, default=None,
-                      help="diarize the published track (default: on for the default "
-                           "two-speaker recording, off for a file given)")
+    demo.add_argument(
+        "--shared-microphone",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="diarize the published track (default: on for the default "
+        "two-speaker recording, off for a file given)",
+    )
     _add_asr_args(demo)
 
     worker = sub.add_parser("worker", help="run the LiveKit agent worker")
     _add_asr_args(worker)
     worker.add_argument("--agent-name", help="agent name for explicit dispatch")
     worker.add_argument("--url", help="LiveKit server URL (ws://...)")
-    worker.add_argument("--diarize", action="store_true",
-                        help="split shared microphones into speakers")
+    worker.add_argument(
+        "--diarize", action="store_true", help="split shared microphones into speakers"
+    )
 
     models = sub.add_parser("models", help="Whisper models")
     models.add_argument("action", choices=["list"])
@@ -69,16 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcribe", help="transcribe recordings into minutes and subtitles")
     tr.add_argument("files", nargs="+", type=Path)
     tr.add_argument("--diarize", action="store_true", help="tell speakers apart")
-    tr.add_argument("--format", default="md,srt,vtt,json,rttm",
-                    help="comma-separated: md, srt, vtt, json, rttm")
+    tr.add_argument(
+        "--format", default="md,srt,vtt,json,rttm", help="comma-separated: md, srt, vtt, json, rttm"
+    )
     tr.add_argument("--output-dir", type=Path, help="default: next to each input")
     tr.add_argument("--profile", default="default", help="caption line rules: default or fr-tv")
     _add_asr_args(tr)
 
     serve = sub.add_parser("serve", help="the HTTP service: minutes, transcription, caption page")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="beyond loopback only with GREFFIER_SERVICE__API_KEYS set and the "
-                       "deployment's LiveKit secret (refused otherwise)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="beyond loopback only with GREFFIER_SERVICE__API_KEYS set and the "
+        "deployment's LiveKit secret (refused otherwise)",
+    )
     serve.add_argument("--port", type=int, default=8000)
 
     from greffier.evaluation.command import add_bench_parser
@@ -107,8 +118,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         rows = list_models(settings.cache_dir)
         print(f"{'model':22} {'languages':13} {'available':9}  source / location")
         for row in rows:
-            print(f"{row.name:22} {row.languages:13} {'yes' if row.available else 'no':9}  "
-                  f"{row.source}\n{'':46}{row.location}")
+            print(
+                f"{row.name:22} {row.languages:13} {'yes' if row.available else 'no':9}  "
+                f"{row.source}\n{'':46}{row.location}"
+            )
         return 0
     if args.command == "livekit-server":
         from greffier.rtc import server
@@ -132,15 +145,24 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from greffier.demo import run_demo
 
         return asyncio.run(
-            run_demo(settings, args.audio, reference=args.reference, worker_log=args.worker_log,
-                     shared_microphone=args.shared_microphone)
+            run_demo(
+                settings,
+                args.audio,
+                reference=args.reference,
+                worker_log=args.worker_log,
+                shared_microphone=args.shared_microphone,
+            )
         )
     if args.command == "transcribe":
         from greffier.batch import run_transcribe
 
         return run_transcribe(
-            settings, args.files, formats=args.format.split(","), diarize=args.diarize,
-            output_dir=args.output_dir, profile=args.profile,
+            settings,
+            args.files,
+            formats=args.format.split(","),
+            diarize=args.diarize,
+            output_dir=args.output_dir,
+            profile=args.profile,
         )
     if args.command == "bench":
         from greffier.evaluation.command import run_bench

@@ -51,8 +51,11 @@ def default_recording() -> Path:
 def find_reference(audio: Path) -> Path | None:
     """A reference transcript next to the audio: ``x.txt`` or ``x.stm`` beside it, or
     ``../ref/x.txt``."""
-    for candidate in (audio.with_suffix(".txt"), audio.with_suffix(".stm"),
-                      audio.parent.parent / "ref" / f"{audio.stem}.txt"):
+    for candidate in (
+        audio.with_suffix(".txt"),
+        audio.with_suffix(".stm"),
+        audio.parent.parent / "ref" / f"{audio.stem}.txt",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -112,8 +115,10 @@ async def run_demo(
         raise AudioFormatError(f"{path.name} holds no audio")
     ref_path = reference or find_reference(path)
     duration = audio.size / SAMPLE_RATE
-    print(f"greffier demo: {path.name} ({duration:.1f} s), model {settings.asr.model}, "
-          f"language {settings.asr.language}")
+    print(
+        f"greffier demo: {path.name} ({duration:.1f} s), model {settings.asr.model}, "
+        f"language {settings.asr.language}"
+    )
 
     cfg = lk_server.ServerConfig(cache_dir=settings.cache_dir)
     local = settings.livekit.url == cfg.url
@@ -124,10 +129,14 @@ async def run_demo(
         print("started" if started_server else "already running", f"on {cfg.url}")
     agent_name = f"greffier-demo-{uuid.uuid4().hex[:6]}"
     room_name = f"demo-{uuid.uuid4().hex[:6]}"
-    worker = WorkerProcess({"GREFFIER_AGENT__NAME": agent_name,
-                            "GREFFIER_ASR__MODEL": settings.asr.model,
-                            "GREFFIER_ASR__LANGUAGE": settings.asr.language},
-                           log_path=worker_log)
+    worker = WorkerProcess(
+        {
+            "GREFFIER_AGENT__NAME": agent_name,
+            "GREFFIER_ASR__MODEL": settings.asr.model,
+            "GREFFIER_ASR__LANGUAGE": settings.asr.language,
+        },
+        log_path=worker_log,
+    )
     print("Worker: loading the model and registering... ", end="", flush=True)
     t_worker = time.monotonic()
     try:
@@ -146,17 +155,26 @@ async def run_demo(
             else:
                 line.interim(f"{who}: {c.text}")
 
-        listener = await connect(settings.livekit, identity="demo-listener", room=room_name,
-                                 name="Listener")
+        listener = await connect(
+            settings.livekit, identity="demo-listener", room=room_name, name="Listener"
+        )
         collector = CaptionCollector(listener, on_caption=show)
         await dispatch_agent(settings.livekit, room_name, agent_name)
         attributes = {PARTICIPANT_SHARED_MIC_ATTRIBUTE: "true"} if shared_microphone else None
-        speaker = await connect(settings.livekit, identity="demo-speaker", room=room_name,
-                                name=speaker_name, auto_subscribe=False, attributes=attributes)
+        speaker = await connect(
+            settings.livekit,
+            identity="demo-speaker",
+            room=room_name,
+            name=speaker_name,
+            auto_subscribe=False,
+            attributes=attributes,
+        )
         await _wait_for_agent(settings, room_name)
         shared = ", a shared microphone: voices told apart" if shared_microphone else ""
-        print(f"Publishing {path.name} as {speaker_name!r} in room {room_name} "
-              f"(real time, {duration:.0f} s{shared})\n")
+        print(
+            f"Publishing {path.name} as {speaker_name!r} in room {room_name} "
+            f"(real time, {duration:.0f} s{shared})\n"
+        )
         await publish_audio(speaker, audio, SAMPLE_RATE, unpublish=False)
         await _wait_quiet(collector, quiet_s=3.0, timeout_s=20.0)
         minutes = await _end_meeting(settings, listener, room_name) if shared_microphone else None
@@ -172,8 +190,9 @@ async def run_demo(
     return 0 if collector.finals() else 1
 
 
-async def _end_meeting(settings: Settings, listener: object, room: str,
-                       timeout_s: float = 60.0) -> Path | None:
+async def _end_meeting(
+    settings: Settings, listener: object, room: str, timeout_s: float = 60.0
+) -> Path | None:
     """Ask the captioner to end the meeting (a request signed with the API secret) and wait for
     its minutes, in which the whole track was diarized again: the JSON minutes' path, or None."""
     from livekit import rtc
@@ -216,8 +235,10 @@ async def _wait_for_agent(settings: Settings, room: str, timeout_s: float = 30.0
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if any(p.identity.startswith(settings.agent.identity_prefix)
-               for p in await list_participants(settings.livekit, room)):
+        if any(
+            p.identity.startswith(settings.agent.identity_prefix)
+            for p in await list_participants(settings.livekit, room)
+        ):
             return
         await asyncio.sleep(0.2)
     raise GreffierError("the captioner did not join the room", hint="see the worker's log")
@@ -243,21 +264,26 @@ def _summary(collector: object, ref_path: Path | None) -> None:
     finals = [c for c in data if c.final and c.text]
     interims = [c for c in data if not c.final]
     print("\nSummary")
-    print(f"  captions received: {len(finals)} finals, {len(interims)} interim updates "
-          f"(lk.transcription streams: {len(collector.via('text_stream'))}, "
-          f"legacy transcriptions: {len(collector.via('legacy'))}, "
-          f"greffier.captions messages: {len(data)})")
+    print(
+        f"  captions received: {len(finals)} finals, {len(interims)} interim updates "
+        f"(lk.transcription streams: {len(collector.via('text_stream'))}, "
+        f"legacy transcriptions: {len(collector.via('legacy'))}, "
+        f"greffier.captions messages: {len(data)})"
+    )
     speakers = sorted({c.message.speaker.name for c in finals if c.message})
     print(f"  speakers: {', '.join(speakers) if speakers else '-'}")
     if ref_path is not None:
         hyp = " ".join(c.text for c in finals)
         result = word_error_rate([read_reference(ref_path)], [hyp])
-        print(f"  WER of the finals: {100 * result.wer:.1f} % ({result.errors} errors / "
-              f"{result.reference_words} reference words, {ref_path.name})")
+        print(
+            f"  WER of the finals: {100 * result.wer:.1f} % ({result.errors} errors / "
+            f"{result.reference_words} reference words, {ref_path.name})"
+        )
     else:
         print("  WER: no reference transcript for this recording")
-    lat = [c.received_at - (c.message.meeting_started_at + c.message.end)
-           for c in finals if c.message]
+    lat = [
+        c.received_at - (c.message.meeting_started_at + c.message.end) for c in finals if c.message
+    ]
     first: dict[str, float] = {}
     for c in data:
         if c.message is not None and c.segment_id not in first:
@@ -265,6 +291,8 @@ def _summary(collector: object, ref_path: Path | None) -> None:
     if lat:
         lat.sort()
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
-        print(f"  caption latency: final p50 {statistics.median(lat):.2f} s, p95 {p95:.2f} s "
-              f"after the end of the words; first interim p50 "
-              f"{statistics.median(first.values()):.2f} s after the segment began")
+        print(
+            f"  caption latency: final p50 {statistics.median(lat):.2f} s, p95 {p95:.2f} s "
+            f"after the end of the words; first interim p50 "
+            f"{statistics.median(first.values()):.2f} s after the segment began"
+        )

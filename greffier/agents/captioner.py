@@ -46,8 +46,9 @@ _CAPTIONED_SOURCES = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_
 def speaker_of(participant: rtc.Participant) -> Speaker:
     """A participant as a speaker: the display name cleaned (one line, no control characters,
     capped: :func:`~greffier.core.types.clean_name`), falling back to the identity."""
-    return Speaker(identity=participant.identity,
-                   name=clean_name(participant.name, participant.identity))
+    return Speaker(
+        identity=participant.identity, name=clean_name(participant.name, participant.identity)
+    )
 
 
 def is_captioned(participant: rtc.Participant) -> bool:
@@ -109,21 +110,28 @@ class TrackCaptioner:
         async for event in self.transcriber:
             if event.type not in (TranscriptEventType.INTERIM, TranscriptEventType.FINAL):
                 continue
-            if (self.shared_mic is not None and event.words
-                    and event.type is TranscriptEventType.FINAL):
+            if (
+                self.shared_mic is not None
+                and event.words
+                and event.type is TranscriptEventType.FINAL
+            ):
                 await self.shared_mic.catch_up(event.words[-1].end)
             for update in self._to_updates(event):
                 self._measure(update)
                 if update.final:
-                    logger.debug("final %s: ends %.2f s before now", update.segment_id,
-                                 self.meeting_now() - update.end)
+                    logger.debug(
+                        "final %s: ends %.2f s before now",
+                        update.segment_id,
+                        self.meeting_now() - update.end,
+                    )
                 if update.final and self._on_final is not None and update.text:
                     try:
                         await self._on_final(update)
                     except Exception as e:  # noqa: BLE001 - the caption still goes out
                         # The class only: a library's message could quote the text.
-                        logger.error("keeping final %s failed (%s)", update.segment_id,
-                                     type(e).__name__)
+                        logger.error(
+                            "keeping final %s failed (%s)", update.segment_id, type(e).__name__
+                        )
                 if update.final:
                     self.finals += 1
                 self._publisher.enqueue(update)
@@ -157,7 +165,9 @@ class TrackCaptioner:
                 groups.append((label, [word]))
         return [
             self._update(
-                event, segment_id if len(groups) == 1 else f"{segment_id}.{i}", tuple(words),
+                event,
+                segment_id if len(groups) == 1 else f"{segment_id}.{i}",
+                tuple(words),
                 Speaker(self.speaker.identity, self.speaker.name, label),
             )
             for i, (label, words) in enumerate(groups)
@@ -283,8 +293,13 @@ class RoomCaptioner:
         self._publishers[track.sid] = publisher
         shared = self._shared_microphone(participant, track.sid)
         captioner = TrackCaptioner(
-            participant=participant, track=track, engine=self.engine, options=self.options,
-            meeting_start=self.meeting_start, publisher=publisher, on_final=self._on_final,
+            participant=participant,
+            track=track,
+            engine=self.engine,
+            options=self.options,
+            meeting_start=self.meeting_start,
+            publisher=publisher,
+            on_final=self._on_final,
             shared_mic=shared,
         )
         self.tracks[track.sid] = captioner
@@ -304,8 +319,7 @@ class RoomCaptioner:
 
         def started(t: asyncio.Task[None]) -> None:
             if not t.cancelled() and t.exception() is not None:
-                logger.error("diarization of track %s is off: %s", track_sid,
-                             t.exception())
+                logger.error("diarization of track %s is off: %s", track_sid, t.exception())
 
         task.add_done_callback(started)
         self._closing.add(task)
@@ -336,16 +350,14 @@ class RoomCaptioner:
     ) -> None:
         self._close_track(track.sid)
 
-    def _on_track_muted(self, participant: rtc.Participant, publication: rtc.TrackPublication) -> (
-        None
-    ):
+    def _on_track_muted(
+        self, participant: rtc.Participant, publication: rtc.TrackPublication
+    ) -> None:
         captioner = self.tracks.get(publication.sid)
         if captioner is not None:
             captioner.flush()
 
-    def _on_attributes_changed(
-        self, changed: dict[str, str], participant: rtc.Participant
-    ) -> None:
+    def _on_attributes_changed(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         for captioner in self.tracks.values():
             if captioner.participant.identity == participant.identity and isinstance(
                 participant, rtc.RemoteParticipant

@@ -71,8 +71,13 @@ async def in_store_thread(fn: Callable[..., T], *args: Any) -> T:
 def segment_of(update: CaptionUpdate) -> TranscriptSegment:
     """A final caption as a stored segment."""
     return TranscriptSegment(
-        segment_id=update.segment_id, speaker=update.speaker, start=update.start,
-        end=update.end, text=update.text, language=update.language, words=update.words,
+        segment_id=update.segment_id,
+        speaker=update.speaker,
+        start=update.start,
+        end=update.end,
+        text=update.text,
+        language=update.language,
+        words=update.words,
         track_sid=update.track_sid,
     )
 
@@ -90,9 +95,17 @@ def minutes_stem(meeting: MeetingRecord) -> str:
 def _entry(meeting_id: str, segment: TranscriptSegment) -> bytes:
     s = segment
     record = {
-        "v": 1, "meeting_id": meeting_id, "id": s.segment_id, "identity": s.speaker.identity,
-        "name": s.speaker.name, "label": s.speaker.label, "track_sid": s.track_sid,
-        "start": s.start, "end": s.end, "language": s.language, "text": s.text,
+        "v": 1,
+        "meeting_id": meeting_id,
+        "id": s.segment_id,
+        "identity": s.speaker.identity,
+        "name": s.speaker.name,
+        "label": s.speaker.label,
+        "track_sid": s.track_sid,
+        "start": s.start,
+        "end": s.end,
+        "language": s.language,
+        "text": s.text,
         "words": [[w.start, w.end, w.text, w.probability] for w in s.words],
     }
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()
@@ -105,10 +118,21 @@ def read_journal(path: Path) -> list[tuple[str, TranscriptSegment]]:
     for line in path.read_bytes().splitlines():
         try:
             r = json.loads(line)
-            out.append((r["meeting_id"], TranscriptSegment(
-                segment_id=r["id"], speaker=Speaker(r["identity"], r["name"], r["label"]),
-                start=r["start"], end=r["end"], text=r["text"], language=r["language"],
-                words=tuple(Word(*w) for w in r["words"]), track_sid=r["track_sid"])))
+            out.append(
+                (
+                    r["meeting_id"],
+                    TranscriptSegment(
+                        segment_id=r["id"],
+                        speaker=Speaker(r["identity"], r["name"], r["label"]),
+                        start=r["start"],
+                        end=r["end"],
+                        text=r["text"],
+                        language=r["language"],
+                        words=tuple(Word(*w) for w in r["words"]),
+                        track_sid=r["track_sid"],
+                    ),
+                )
+            )
         except (ValueError, KeyError, TypeError):
             continue
     return out
@@ -213,22 +237,26 @@ def replay_journals(folder: Path, store: TranscriptStore) -> int:
                 path.unlink(missing_ok=True)
                 written += len(entries)
                 if entries:
-                    logger.info("journal %s replayed: %d final(s) stored", path.stem,
-                                len(entries))
+                    logger.info("journal %s replayed: %d final(s) stored", path.stem, len(entries))
         finally:
             with _claimed_lock:
                 _claimed.discard(path)
     return written
 
 
-def _store_each(store: TranscriptStore, meeting_id: str, segments: list[TranscriptSegment],
-                aside: Path) -> None:
+def _store_each(
+    store: TranscriptStore, meeting_id: str, segments: list[TranscriptSegment], aside: Path
+) -> None:
     for segment in segments:
         try:
             store.add_segments(meeting_id, [segment])
         except StoreDataError as e:
-            logger.error("journal %s: the store refuses final %s (%s); set aside",
-                         aside.stem, segment.segment_id, e.message)
+            logger.error(
+                "journal %s: the store refuses final %s (%s); set aside",
+                aside.stem,
+                segment.segment_id,
+                e.message,
+            )
             with aside.open("ab") as f:
                 f.write(_entry(meeting_id, segment))
                 f.flush()
@@ -241,19 +269,26 @@ def _store_each(store: TranscriptStore, meeting_id: str, segments: list[Transcri
 class MeetingRecorder:
     """Journals, stores and assembles one room's finals (see the module's docstring)."""
 
-    def __init__(self, store: TranscriptStore, meeting: MeetingRecord, settings: Settings,
-                 executor: concurrent.futures.ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self,
+        store: TranscriptStore,
+        meeting: MeetingRecord,
+        settings: Settings,
+        executor: concurrent.futures.ThreadPoolExecutor | None = None,
+    ) -> None:
         self.store = store
         self.meeting = meeting
         self.settings = settings
         self._executor = executor or _room_executor()
         self._journal_executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="greffier-journal")
+            1, thread_name_prefix="greffier-journal"
+        )
         path = journal_folder(settings) / f"{meeting.id}.jsonl"
         with _claimed_lock:
             _claimed.add(path)
-        self.journal = FinalJournal(path, meeting.id,
-                                    int(settings.store.journal_max_mb * 1024 * 1024))
+        self.journal = FinalJournal(
+            path, meeting.id, int(settings.store.journal_max_mb * 1024 * 1024)
+        )
         self._queue: asyncio.Queue[tuple[int | None, TranscriptSegment]] = asyncio.Queue()
         self._unstored: dict[str, TranscriptSegment] = {}
         """Finals not yet stored, by segment id (for minutes written while the store is down)."""
@@ -291,8 +326,9 @@ class MeetingRecorder:
                 if time.monotonic() + delay > deadline:
                     executor.shutdown(wait=False)
                     raise
-                logger.warning("opening the meeting record failed (%s); retrying in %.1f s",
-                               e.message, delay)
+                logger.warning(
+                    "opening the meeting record failed (%s); retrying in %.1f s", e.message, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, settings.store.retry_max_s)
         recorder = cls(store, meeting, settings, executor)
@@ -302,8 +338,9 @@ class MeetingRecorder:
     def start(self) -> None:
         """Start the room's store writer (on the running loop)."""
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop(),
-                                               name=f"greffier-store-{self.meeting.id}")
+            self._writer = asyncio.create_task(
+                self._write_loop(), name=f"greffier-store-{self.meeting.id}"
+            )
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -314,16 +351,22 @@ class MeetingRecorder:
         segment = segment_of(update)
         loop = asyncio.get_running_loop()
         try:
-            seq = await loop.run_in_executor(self._journal_executor, self.journal.append,
-                                             segment)
+            seq = await loop.run_in_executor(self._journal_executor, self.journal.append, segment)
         except OSError as e:
             seq = None
-            logger.error("meeting %s: journaling final %s failed (%s); it waits in memory",
-                         self.meeting.id, segment.segment_id, type(e).__name__)
+            logger.error(
+                "meeting %s: journaling final %s failed (%s); it waits in memory",
+                self.meeting.id,
+                segment.segment_id,
+                type(e).__name__,
+            )
         if seq is None and self.journal.overflow and _power_of_two(self.journal.overflow):
-            logger.warning("meeting %s: the journal is full (%d bytes); %d final(s) wait in "
-                           "memory only", self.meeting.id, self.journal.size,
-                           self.journal.overflow)
+            logger.warning(
+                "meeting %s: the journal is full (%d bytes); %d final(s) wait in memory only",
+                self.meeting.id,
+                self.journal.size,
+                self.journal.overflow,
+            )
         self._unstored[segment.segment_id] = segment
         self._queue.put_nowait((seq, segment))
 
@@ -346,8 +389,7 @@ class MeetingRecorder:
                 batch.append(self._queue.get_nowait())
             while True:
                 try:
-                    await self._run(self.store.add_segments, self.meeting.id,
-                                    [s for _, s in batch])
+                    await self._run(self.store.add_segments, self.meeting.id, [s for _, s in batch])
                     break
                 except Exception as e:  # noqa: BLE001 - retried; the class only is logged
                     self.failures += 1
@@ -358,13 +400,22 @@ class MeetingRecorder:
                     if _power_of_two(self.failures):
                         logger.warning(
                             "meeting %s: storing %d final(s) failed (%s), attempt %d; "
-                            "retrying in %.2f s (%d pending)", self.meeting.id, len(batch),
-                            _reason(e), self.failures, delay, self.pending)
+                            "retrying in %.2f s (%d pending)",
+                            self.meeting.id,
+                            len(batch),
+                            _reason(e),
+                            self.failures,
+                            delay,
+                            self.pending,
+                        )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.settings.store.retry_max_s)
             if delay > RETRY_MIN_S:
-                logger.info("meeting %s: the store answers again (%d pending)",
-                            self.meeting.id, self.pending - len(batch))
+                logger.info(
+                    "meeting %s: the store answers again (%d pending)",
+                    self.meeting.id,
+                    self.pending - len(batch),
+                )
             delay = RETRY_MIN_S
             for _, segment in batch:
                 self._unstored.pop(segment.segment_id, None)
@@ -396,11 +447,16 @@ class MeetingRecorder:
                         delay = min(delay * 2, self.settings.store.retry_max_s)
                         continue
                     self.rejected += 1
-                    logger.error("meeting %s: the store refuses final %s (%s); set aside in "
-                                 "the journal folder", self.meeting.id, segment.segment_id,
-                                 _reason(e))
-                    await loop.run_in_executor(self._journal_executor, self.journal.set_aside,
-                                               seq, segment)
+                    logger.error(
+                        "meeting %s: the store refuses final %s (%s); set aside in "
+                        "the journal folder",
+                        self.meeting.id,
+                        segment.segment_id,
+                        _reason(e),
+                    )
+                    await loop.run_in_executor(
+                        self._journal_executor, self.journal.set_aside, seq, segment
+                    )
                     self._unstored.pop(segment.segment_id, None)
                     self._queue.task_done()
                     break
@@ -413,8 +469,12 @@ class MeetingRecorder:
             await asyncio.wait_for(self._queue.join(), wait)
             return True
         except TimeoutError:
-            logger.warning("meeting %s: %d final(s) not stored after %.0f s; they stay in "
-                           "the journal", self.meeting.id, self.pending, wait)
+            logger.warning(
+                "meeting %s: %d final(s) not stored after %.0f s; they stay in the journal",
+                self.meeting.id,
+                self.pending,
+                wait,
+            )
             return False
 
     async def replace_segments(self, segments: list[TranscriptSegment]) -> None:
@@ -425,8 +485,11 @@ class MeetingRecorder:
         try:
             await self._run(self.store.relabel, self.meeting.id, segments)
         except StoreError as e:
-            logger.error("meeting %s: storing refined speakers failed (%s); the live labels "
-                         "stay", self.meeting.id, e.message)
+            logger.error(
+                "meeting %s: storing refined speakers failed (%s); the live labels stay",
+                self.meeting.id,
+                e.message,
+            )
 
     async def write_minutes(
         self, *, end: bool, turns: list[SpeakerTurn] | None = None
@@ -437,8 +500,12 @@ class MeetingRecorder:
         try:
             segments = await self._run(self.store.segments_of, self.meeting.id)
         except StoreError as e:
-            logger.error("meeting %s: reading the stored finals failed (%s); the minutes hold "
-                         "this worker's unstored finals only", self.meeting.id, e.message)
+            logger.error(
+                "meeting %s: reading the stored finals failed (%s); the minutes hold "
+                "this worker's unstored finals only",
+                self.meeting.id,
+                e.message,
+            )
             segments = []
         known = {s.segment_id for s in segments}
         segments += [s for s in list(self._unstored.values()) if s.segment_id not in known]
@@ -455,19 +522,23 @@ class MeetingRecorder:
             try:
                 await self._run(self.store.end_meeting, self.meeting.id)
             except StoreError as e:
-                logger.error("meeting %s: ending the record failed (%s)", self.meeting.id,
-                             e.message)
-        logger.info("minutes of meeting %s written (%d segments)", self.meeting.id,
-                    len(segments))
+                logger.error(
+                    "meeting %s: ending the record failed (%s)", self.meeting.id, e.message
+                )
+        logger.info("minutes of meeting %s written (%d segments)", self.meeting.id, len(segments))
         return paths
 
     async def aclose(self) -> None:
         """Wait (bounded) for the pending finals, then stop; unstored ones stay journaled."""
         await self.flush()
         if self.journal.overflow:
-            logger.warning("meeting %s: %d final(s) were not journaled (journal full); %d of "
-                           "all finals not stored", self.meeting.id, self.journal.overflow,
-                           self.pending)
+            logger.warning(
+                "meeting %s: %d final(s) were not journaled (journal full); %d of "
+                "all finals not stored",
+                self.meeting.id,
+                self.journal.overflow,
+                self.pending,
+            )
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

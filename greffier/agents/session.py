@@ -59,8 +59,11 @@ class MeetingSession:
         ctx.add_shutdown_callback(self._on_shutdown)
 
     def _on_disconnected(self, reason: Any = None) -> None:
-        name = (rtc.DisconnectReason.Name(reason)  # type: ignore[arg-type]
-                if isinstance(reason, int) else str(reason))
+        name = (
+            rtc.DisconnectReason.Name(reason)  # type: ignore[arg-type]
+            if isinstance(reason, int)
+            else str(reason)
+        )
         if not self._disconnect_reason:
             self._disconnect_reason = name
 
@@ -81,10 +84,13 @@ class MeetingSession:
             removed = not worker_stopping.is_set()
         else:
             removed = False
-        logger.info("meeting %s: job shutdown (%s; disconnect: %s): %s",
-                    self.recorder.meeting.id, reason or "unknown",
-                    self._disconnect_reason or "none",
-                    "the meeting ends" if removed else "the record stays live")
+        logger.info(
+            "meeting %s: job shutdown (%s; disconnect: %s): %s",
+            self.recorder.meeting.id,
+            reason or "unknown",
+            self._disconnect_reason or "none",
+            "the meeting ends" if removed else "the record stays live",
+        )
         return removed
 
     def humans_changed(self, count: int) -> None:
@@ -106,8 +112,9 @@ class MeetingSession:
         if packet.topic != CONTROL_TOPIC:
             return
         lk = self.settings.livekit
-        request = parse_request(packet.data, self.recorder.meeting.room,
-                                lk.api_secret.get_secret_value())
+        request = parse_request(
+            packet.data, self.recorder.meeting.room, lk.api_secret.get_secret_value()
+        )
         if request is None:
             logger.warning("ignoring a malformed control message")
             return
@@ -115,8 +122,9 @@ class MeetingSession:
         if not request.signed and not allowed_sender(
             sender, self.settings.agent.control_identities
         ):
-            logger.warning("ignoring a %r control request from a sender that may not send one",
-                           request.action)
+            logger.warning(
+                "ignoring a %r control request from a sender that may not send one", request.action
+            )
             return
         if request.action == "minutes":
             self._spawn(self._minutes_now())
@@ -131,19 +139,24 @@ class MeetingSession:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("meeting %s: a control request failed", self.recorder.meeting.id,
-                         exc_info=task.exception())
+            logger.error(
+                "meeting %s: a control request failed",
+                self.recorder.meeting.id,
+                exc_info=task.exception(),
+            )
 
     async def _minutes_now(self) -> None:
         paths = await self.recorder.write_minutes(end=False)
         await self._announce(paths)
 
     async def _announce(self, paths: list[Any]) -> None:
-        payload = json.dumps({"meeting_id": self.recorder.meeting.id,
-                              "files": [p.name for p in paths]})
+        payload = json.dumps(
+            {"meeting_id": self.recorder.meeting.id, "files": [p.name for p in paths]}
+        )
         with contextlib.suppress(Exception):
             await self.ctx.room.local_participant.publish_data(
-                payload, reliable=True, topic=MINUTES_TOPIC)
+                payload, reliable=True, topic=MINUTES_TOPIC
+            )
 
     async def end(self, reason: str) -> None:
         """Store the last finals, refine shared microphones, write the minutes, leave."""

@@ -95,8 +95,12 @@ class SharedMicrophone:
                     logger.exception("live diarization failed on a window")
                     continue
                 self._turns = online.timeline()
-                logger.debug("diarized up to %.1f s: %d turns, %d speakers", online.duration,
-                             len(self._turns), len({t.speaker for t in self._turns}))
+                logger.debug(
+                    "diarized up to %.1f s: %d turns, %d speakers",
+                    online.duration,
+                    len(self._turns),
+                    len({t.speaker for t in self._turns}),
+                )
 
     async def catch_up(self, until: float, timeout: float = 3.0) -> None:
         """Diarize up to ``until`` (stream time) before labelling a final, waiting at most
@@ -164,10 +168,16 @@ def relabel_segments(
         for i, (label, words) in enumerate(groups):
             label = clean_name(label, "1") if label else seg.speaker.label
             speaker = Speaker(seg.speaker.identity, seg.speaker.name, label)
-            out.append(TranscriptSegment(
-                segment_id=seg.segment_id if len(groups) == 1 else f"{seg.segment_id}.{i}",
-                speaker=speaker, start=words[0].start, end=words[-1].end,
-                text=join_words(words), language=seg.language, words=tuple(words),
-                track_sid=seg.track_sid,
-            ))
+            out.append(
+                TranscriptSegment(
+                    segment_id=seg.segment_id if len(groups) == 1 else f"{seg.segment_id}.{i}",
+                    speaker=speaker,
+                    start=words[0].start,
+                    end=words[-1].end,
+                    text=join_words(words),
+                    language=seg.language,
+                    words=tuple(words),
+                    track_sid=seg.track_sid,
+                )
+            )
     return out

@@ -64,8 +64,11 @@ def shared_engine(settings: Settings) -> InferenceEngine:
 def _is_captioner(p: Any, agent_name: str) -> bool:
     """An agent participant (room event or server API) captioning for ``agent_name``."""
     attrs = dict(p.attributes)
-    return int(p.kind) == _AGENT_KIND and attrs.get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE and (
-        attrs.get(AGENT_NAME_ATTRIBUTE) == agent_name)
+    return (
+        int(p.kind) == _AGENT_KIND
+        and attrs.get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE
+        and (attrs.get(AGENT_NAME_ATTRIBUTE) == agent_name)
+    )
 
 
 def outranked(me: str, others: list[str]) -> bool:
@@ -96,8 +99,11 @@ def build_server(settings: Settings) -> Any:
         api_key=lk.api_key,
         api_secret=lk.api_secret.get_secret_value(),
         permissions=WorkerPermissions(
-            can_publish=False, can_subscribe=True, can_publish_data=True,
-            can_update_metadata=True, hidden=settings.agent.hidden,
+            can_publish=False,
+            can_subscribe=True,
+            can_publish_data=True,
+            can_update_metadata=True,
+            hidden=settings.agent.hidden,
         ),
         num_idle_processes=1,
         # Load from the engine (greffier.agents.load); the server prefers the least loaded
@@ -168,8 +174,11 @@ def build_server(settings: Settings) -> Any:
                 try:
                     others = [p.identity for p in await captioners_in(room_name)]
                 except Exception as e:  # noqa: BLE001 - checked again at the next poll
-                    logger.warning("job %s: listing the room's captioners failed (%s)",
-                                   ctx.job.id, type(e).__name__)
+                    logger.warning(
+                        "job %s: listing the room's captioners failed (%s)",
+                        ctx.job.id,
+                        type(e).__name__,
+                    )
                     continue
                 leave_if_outranked(others)
 
@@ -187,8 +196,12 @@ def build_server(settings: Settings) -> Any:
             return
         session = MeetingSession(ctx, recorder, settings)
         captioner = RoomCaptioner(
-            ctx.room, engine, options, meeting_start=recorder.meeting.started_at,
-            on_final=recorder.on_final, on_closed=recorder.flush,
+            ctx.room,
+            engine,
+            options,
+            meeting_start=recorder.meeting.started_at,
+            on_final=recorder.on_final,
+            on_closed=recorder.flush,
             on_humans_changed=session.humans_changed,
             diarization=settings.diarization,
             recordings=settings.data_dir / "recordings" / recorder.meeting.id,
@@ -224,8 +237,7 @@ def _load(settings: Settings) -> float:
         active = len(_active_rooms)
     metrics.set_rooms(active)
     device = getattr(getattr(_engine, "decoder", None), "device", None)
-    capacity = settings.agent.capacity_streams or default_capacity(
-        getattr(device, "device", "cpu"))
+    capacity = settings.agent.capacity_streams or default_capacity(getattr(device, "device", "cpu"))
     return current_load(capacity, active, settings.agent.max_rooms)
 
 
@@ -240,7 +252,8 @@ def serve_metrics(settings: Settings) -> None:
         raise ConfigurationError(
             f"the metrics endpoint cannot listen on {host}:{port} ({e.strerror})",
             hint="set GREFFIER_AGENT__METRICS_PORT to a free port (each worker of a machine "
-            "needs its own), or to 0 to turn the endpoint off") from e
+            "needs its own), or to 0 to turn the endpoint off",
+        ) from e
     except ImportError as e:
         raise MissingDependencyError.for_extra("prometheus_client", "agent") from e
         logger.info("metrics on http://%s:%d/metrics", settings.agent.metrics_host, port)

@@ -70,9 +70,7 @@ class _Request:
     audio: FloatArray
     options: DecodeOptions
     submitted: float
-    future: concurrent.futures.Future[Hypothesis] = field(
-        default_factory=concurrent.futures.Future
-    )
+    future: concurrent.futures.Future[Hypothesis] = field(default_factory=concurrent.futures.Future)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +127,12 @@ class InferenceEngine:
         self._stream_lag: dict[str, float] = {}
         self._last_warning: dict[str, float] = defaultdict(lambda: -1e9)
         self._counts = {
-            "final": 0, "interim": 0, "superseded": 0, "dropped": 0, "batches": 0, "degraded": 0,
+            "final": 0,
+            "interim": 0,
+            "superseded": 0,
+            "dropped": 0,
+            "batches": 0,
+            "degraded": 0,
         }
         self._busy = 0.0
         self._audio = 0.0
@@ -169,7 +172,11 @@ class InferenceEngine:
     ) -> concurrent.futures.Future[Hypothesis]:
         """Queue a decode; thread-safe. An interim supersedes the stream's pending interim."""
         req = _Request(
-            next(self._seq), stream_id, kind, np.asarray(audio, np.float32), options,
+            next(self._seq),
+            stream_id,
+            kind,
+            np.asarray(audio, np.float32),
+            options,
             self._clock(),
         )
         with self._cond:
@@ -279,14 +286,19 @@ class InferenceEngine:
             if logger.isEnabledFor(10):
                 logger.debug(
                     "decoded %d %s request(s), %.1f s of audio, in %.3f s after %.3f s queued",
-                    len(batch), batch[0].kind.name.lower(),
-                    sum(r.audio.size for r in batch) / SAMPLE_RATE, done - started,
+                    len(batch),
+                    batch[0].kind.name.lower(),
+                    sum(r.audio.size for r in batch) / SAMPLE_RATE,
+                    done - started,
                     started - min(r.submitted for r in batch),
                 )
             self._account(batch, started, done)
-            metrics.engine_batch(batch[0].kind.name.lower(), done - started,
-                                 [(r.stream_id, started - r.submitted) for r in batch],
-                                 len(self._finals) + len(self._interims))
+            metrics.engine_batch(
+                batch[0].kind.name.lower(),
+                done - started,
+                [(r.stream_id, started - r.submitted) for r in batch],
+                len(self._finals) + len(self._interims),
+            )
             for r, hyp in zip(batch, results, strict=True):
                 if not r.future.done():
                     r.future.set_result(hyp)
@@ -307,7 +319,9 @@ class InferenceEngine:
                     logger.warning(
                         "stream %s lags: a %s decode took %.2f s from submission "
                         "(%d streams waiting)",
-                        r.stream_id, r.kind.name.lower(), lag,
+                        r.stream_id,
+                        r.kind.name.lower(),
+                        lag,
                         len(self._interims) + len(self._finals),
                     )
 
@@ -344,5 +358,6 @@ def engine_for(decoder: WhisperDecoder, max_batch_size: int = 0) -> InferenceEng
     size on CUDA (not measured here)."""
     cuda = decoder.device.device == "cuda"
     batch = max_batch_size or (8 if cuda else 1)
-    return InferenceEngine(decoder, max_batch_size=batch,
-                           full_rate_streams=batch if cuda else 2).start()
+    return InferenceEngine(
+        decoder, max_batch_size=batch, full_rate_streams=batch if cuda else 2
+    ).start()

@@ -38,8 +38,20 @@ SILENCE_PHRASES: tuple[str, ...] = (
 )
 # Short phrases people do say: rejected only when the decoder itself doubts there was speech.
 WEAK_SILENCE_PHRASES: tuple[str, ...] = (
-    "thank you", "thank you.", "you", "bye", "bye bye", "music", "applause", "silence",
-    "merci", "merci.", "au revoir", "musique", "applaudissements", "...",
+    "thank you",
+    "thank you.",
+    "you",
+    "bye",
+    "bye bye",
+    "music",
+    "applause",
+    "silence",
+    "merci",
+    "merci.",
+    "au revoir",
+    "musique",
+    "applaudissements",
+    "...",
 )
 _PHRASES = {normalize_text(p) for p in SILENCE_PHRASES}
 _WEAK = {normalize_text(p) for p in WEAK_SILENCE_PHRASES}

@@ -135,8 +135,9 @@ class LevelNormalizer:
                 self.level_db += (rms_db - self.level_db) * (1.0 - math.exp(-dt / tau))
         if self.level_db is None:
             return 1.0
-        gain_db = min(o.target_dbfs - self.level_db, o.max_gain_db,
-                      o.noise_ceiling_dbfs - self.floor_db)
+        gain_db = min(
+            o.target_dbfs - self.level_db, o.max_gain_db, o.noise_ceiling_dbfs - self.floor_db
+        )
         gain_db = min(max(0.0, gain_db), _db(self._target) + o.max_rise_db_s * dt)
         gain = 10.0 ** (gain_db / 20.0)
         peak = float(np.max(np.abs(block)))

@@ -36,8 +36,10 @@ def speech_chunks(
 ) -> list[tuple[int, int]]:
     """Sample ranges of speech, cut at pauses, each at most ``max_chunk_s`` long."""
     probs = (vad or SileroVad.shared()).stream().process(audio)
-    ep = Endpointer(min_speech_windows=4,
-                    min_silence_windows=max(1, round(options.min_silence_s * SAMPLE_RATE / WINDOW)))
+    ep = Endpointer(
+        min_speech_windows=4,
+        min_silence_windows=max(1, round(options.min_silence_s * SAMPLE_RATE / WINDOW)),
+    )
     regions: list[tuple[int, int]] = []
     start: int | None = None
     for p in probs:
@@ -95,8 +97,9 @@ def transcribe_recording(
         requests = []
         for i in group:
             s, e = chunks[i]
-            requests.append((audio[max(0, s - ctx) : e],
-                             DecodeOptions(language=language, beam_size=beam_size)))
+            requests.append(
+                (audio[max(0, s - ctx) : e], DecodeOptions(language=language, beam_size=beam_size))
+            )
         for i, hyp in zip(group, decoder.decode_batch(requests), strict=True):
             s, e = chunks[i]
             offset = max(0, s - ctx) / SAMPLE_RATE
@@ -104,8 +107,9 @@ def transcribe_recording(
             # often starts early, so the line is drawn where the previous chunk ended.
             previous_end = chunks[i - 1][1] if i else 0
             boundary = max(previous_end, s - ctx // 2) / SAMPLE_RATE
-            words = tuple(w.shifted(offset) for w in hyp.words
-                          if offset + (w.start + w.end) / 2 >= boundary)
+            words = tuple(
+                w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
+            )
             results[i] = replace(hyp, words=words, text=join_words(words))
             done_s += (e - s) / SAMPLE_RATE
         if progress is not None:

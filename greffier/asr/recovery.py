@@ -95,10 +95,9 @@ def judge(
     return Verdict.ACCEPT
 
 
-def better(
-    candidate: Sequence[str], current: Sequence[str], confirmed: Sequence[str]
-) -> bool:
+def better(candidate: Sequence[str], current: Sequence[str], confirmed: Sequence[str]) -> bool:
     """Whether a retried decode should replace the one kept so far."""
     return (kept_share(candidate, confirmed), len(candidate)) > (
-        kept_share(current, confirmed), len(current)
+        kept_share(current, confirmed),
+        len(current),
     )

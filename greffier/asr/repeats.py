@@ -115,8 +115,9 @@ def find_repeat(
             first = second - length
             if not _anchored(keys, first, second):
                 continue
-            found, edits = _match(keys[first:second], keys[second:], fuzzy_min_words,
-                                  words_per_edit)
+            found, edits = _match(
+                keys[first:second], keys[second:], fuzzy_min_words, words_per_edit
+            )
             # the longest copy, an edit counting against two words; then copies that start
             # on the same word
             score = (found - 2 * edits, -edits, keys[first] == keys[second])

@@ -78,9 +78,7 @@ class ReplayResult:
         """Timing of every final word."""
         records: list[WordRecord] = []
         for updates in self.segments().values():
-            final = next(
-                (u for u in updates if u.event.type is TranscriptEventType.FINAL), None
-            )
+            final = next((u for u in updates if u.event.type is TranscriptEventType.FINAL), None)
             if final is None:
                 continue
             final_keys = [word_key(w) for w in final.event.words]
@@ -142,8 +140,9 @@ async def replay(
     stream = make_stream()
     if not realtime and not stream.options.synchronous:
         raise ValueError("a simulated replay needs StreamingOptions(synchronous=True)")
-    audio = np.concatenate([np.asarray(audio, np.float32),
-                            np.zeros(int(tail_silence_s * SAMPLE_RATE), np.float32)])
+    audio = np.concatenate(
+        [np.asarray(audio, np.float32), np.zeros(int(tail_silence_s * SAMPLE_RATE), np.float32)]
+    )
     step = max(1, int(chunk_s * SAMPLE_RATE))
     events: list[TimedEvent] = []
     pushed = 0

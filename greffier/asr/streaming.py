@@ -113,9 +113,9 @@ class StreamingOptions:
     failing that, keep the confirmed words (:mod:`greffier.asr.recovery`)."""
 
     @classmethod
-    def from_settings(cls, asr: AsrSettings, vad: VadSettings, **overrides: object) -> (
-        StreamingOptions
-    ):
+    def from_settings(
+        cls, asr: AsrSettings, vad: VadSettings, **overrides: object
+    ) -> StreamingOptions:
         opts = cls(
             language=None if asr.language in ("", "auto") else asr.language,
             interim_interval_s=asr.interim_interval_s,
@@ -256,8 +256,11 @@ class StreamingTranscriber:
             self._input.remove(oldest)
             self._queued_samples -= oldest.size
             self.dropped_audio_s += oldest.size / SAMPLE_RATE
-            logger.warning("stream %s: input backlog over %.0f s, dropping the oldest audio",
-                           self.stream_id, self.options.max_queued_audio_s)
+            logger.warning(
+                "stream %s: input backlog over %.0f s, dropping the oldest audio",
+                self.stream_id,
+                self.options.max_queued_audio_s,
+            )
         self._idle.clear()
         self._input_ready.set()
 
@@ -431,7 +434,9 @@ class StreamingTranscriber:
             language = self.language.language
         while True:
             hyp = await self.engine.decode(
-                self.stream_id, kind, self._audio(ctx, end),
+                self.stream_id,
+                kind,
+                self._audio(ctx, end),
                 self._decode_options(beam, language, temperatures),
             )
             whole = self._guard.check(hyp)
@@ -442,8 +447,7 @@ class StreamingTranscriber:
             offset = ctx / SAMPLE_RATE
             boundary = start / SAMPLE_RATE
             words = [
-                w.shifted(offset) for w in hyp.words
-                if offset + (w.start + w.end) / 2 >= boundary
+                w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
             ]
             if words or not hyp.words or ctx >= start or kind is not RequestKind.FINAL:
                 break
@@ -461,8 +465,7 @@ class StreamingTranscriber:
     def _start_segment(self, speech_start: int) -> None:
         self._seg_start = max(self._floor, self._buf_start, speech_start - self._lead)
         # The first interim waits for first_interim_s of speech: less is rarely a word.
-        first = int((self.options.interim_interval_s - self.options.first_interim_s)
-                    * SAMPLE_RATE)
+        first = int((self.options.interim_interval_s - self.options.first_interim_s) * SAMPLE_RATE)
         self._last_interim_request = max(self._seg_start, speech_start - max(0, first))
         self._revision = 0
         self._interims_emitted = 0
@@ -471,10 +474,14 @@ class StreamingTranscriber:
         self._tentative = ()
         self._speculation = None
         self._silence_since = None
-        self._emit(TranscriptEvent(
-            TranscriptEventType.SPEECH_STARTED, self._seg_index,
-            self._seg_start / SAMPLE_RATE, self._seg_start / SAMPLE_RATE,
-        ))
+        self._emit(
+            TranscriptEvent(
+                TranscriptEventType.SPEECH_STARTED,
+                self._seg_index,
+                self._seg_start / SAMPLE_RATE,
+                self._seg_start / SAMPLE_RATE,
+            )
+        )
 
     def _speculate(self, end: int) -> None:
         if not self.options.speculative_final or self._seg_start is None:
@@ -521,7 +528,10 @@ class StreamingTranscriber:
             from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
         try:
             hyp, verdict = await self._decode(
-                RequestKind.INTERIM, from_sample, end, self.options.beam_size,
+                RequestKind.INTERIM,
+                from_sample,
+                end,
+                self.options.beam_size,
                 seam=confirmed if from_sample > start else self._last_final_words,
             )
         except Superseded:
@@ -542,12 +552,19 @@ class StreamingTranscriber:
             return
         self._last_emitted_text = text
         self._interims_emitted += 1
-        self._emit(TranscriptEvent(
-            TranscriptEventType.INTERIM, self._seg_index,
-            shown[0].start, shown[-1].end,
-            text=text, words=shown, confirmed_words=len(confirmed),
-            language=hyp.language, revision=self._revision,
-        ))
+        self._emit(
+            TranscriptEvent(
+                TranscriptEventType.INTERIM,
+                self._seg_index,
+                shown[0].start,
+                shown[-1].end,
+                text=text,
+                words=shown,
+                confirmed_words=len(confirmed),
+                language=hyp.language,
+                revision=self._revision,
+            )
+        )
         self._revision += 1
 
     async def _final_decode(self, start: int, end: int) -> tuple[Hypothesis, GuardVerdict]:
@@ -555,12 +572,13 @@ class StreamingTranscriber:
         confirmed words plus a decode of what follows them."""
         confirmed = self._agreement.confirmed
         o = self.options
-        tail_only = o.final_tail_only or (
-            0 < o.final_tail_after_s <= (end - start) / SAMPLE_RATE
-        )
+        tail_only = o.final_tail_only or (0 < o.final_tail_after_s <= (end - start) / SAMPLE_RATE)
         if not tail_only or not confirmed:
             return await self._decode(
-                RequestKind.FINAL, start, end, self.options.final_beam_size,
+                RequestKind.FINAL,
+                start,
+                end,
+                self.options.final_beam_size,
                 seam=self._last_final_words,
             )
         from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
@@ -587,9 +605,7 @@ class StreamingTranscriber:
             if confirmed[i].end < min_end:
                 break
             following = after[i + 1].text.strip()
-            if confirmed[i].text.rstrip().endswith(_SENTENCE_END) and not (
-                following[:1].islower()
-            ):
+            if confirmed[i].text.rstrip().endswith(_SENTENCE_END) and not (following[:1].islower()):
                 cut = i
                 break
         if cut is None and 0 < self.options.clause_cut_after_s <= seg_len:
@@ -620,8 +636,11 @@ class StreamingTranscriber:
             if not self.options.cut_decode:
                 raise Superseded("cut from the confirmed words")
             hyp, verdict = await self._decode(
-                RequestKind.FINAL, self._seg_start, cut_sample + self._pad,
-                self.options.final_beam_size, seam=self._last_final_words,
+                RequestKind.FINAL,
+                self._seg_start,
+                cut_sample + self._pad,
+                self.options.final_beam_size,
+                seam=self._last_final_words,
             )
             limit = words[-1].end + 0.1
             decoded = tuple(w for w in verdict.words if (w.start + w.end) / 2 <= limit)
@@ -659,15 +678,17 @@ class StreamingTranscriber:
         except Superseded:
             result = None
         except Exception:  # noqa: BLE001 - keep what was confirmed rather than lose it
-            logger.exception("stream %s: final decode failed; keeping confirmed words",
-                             self.stream_id)
+            logger.exception(
+                "stream %s: final decode failed; keeping confirmed words", self.stream_id
+            )
             result = None
         if spec is not None and spec.end != end:
             spec.task.cancel()
         confirmed = self._agreement.confirmed
         if result is None:
-            fallback = Hypothesis(words=confirmed, language=self.language.language or "",
-                                  text=join_words(confirmed))
+            fallback = Hypothesis(
+                words=confirmed, language=self.language.language or "", text=join_words(confirmed)
+            )
             result = (fallback, GuardVerdict(confirmed, fallback.text))
         elif self.options.retry_finals and end - start >= WINDOW:
             result = await self._recover(start, end, result, confirmed)
@@ -676,18 +697,25 @@ class StreamingTranscriber:
         if verdict.rejected or not verdict.text:
             if self._interims_emitted:
                 self.retracted_segments += 1
-                logger.info("stream %s: segment %d retracted (%s)", self.stream_id,
-                            self._seg_index, verdict.rejected or "empty")
+                logger.info(
+                    "stream %s: segment %d retracted (%s)",
+                    self.stream_id,
+                    self._seg_index,
+                    verdict.rejected or "empty",
+                )
                 self._emit_final((), "", hyp.language, start=seg_start_s, end=seg_end_s)
             else:
                 self._seg_index += 1
         else:
             self.repeated_phrases += verdict.repeats
-            self._emit_final(verdict.words, verdict.text, hyp.language,
-                             start=seg_start_s, end=seg_end_s)
-        self._emit(TranscriptEvent(
-            TranscriptEventType.SPEECH_ENDED, self._seg_index - 1, seg_start_s, seg_end_s
-        ))
+            self._emit_final(
+                verdict.words, verdict.text, hyp.language, start=seg_start_s, end=seg_end_s
+            )
+        self._emit(
+            TranscriptEvent(
+                TranscriptEventType.SPEECH_ENDED, self._seg_index - 1, seg_start_s, seg_end_s
+            )
+        )
         self._seg_start = None
         self._seam_open = False
         self._silence_since = end
@@ -716,8 +744,12 @@ class StreamingTranscriber:
             return not confirmed or bool(v.words) and v.words[-1].end >= confirmed[-1].end - 0.3
 
         hyp, verdict = result
-        if judge(verdict.rejected, keys(verdict), keys_confirmed, shown=shown,
-                 covers=covers(verdict)) is Verdict.ACCEPT:
+        if (
+            judge(
+                verdict.rejected, keys(verdict), keys_confirmed, shown=shown, covers=covers(verdict)
+            )
+            is Verdict.ACCEPT
+        ):
             return result
         ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
         had_context = ctx < start
@@ -726,15 +758,24 @@ class StreamingTranscriber:
             self.final_retries += 1
             try:
                 candidate = await self._decode(
-                    RequestKind.FINAL, start, end, attempt.beam_size,
-                    seam=self._last_final_words, with_context=attempt.with_context,
+                    RequestKind.FINAL,
+                    start,
+                    end,
+                    attempt.beam_size,
+                    seam=self._last_final_words,
+                    with_context=attempt.with_context,
                     temperatures=attempt.temperatures,
                 )
             except Superseded:
                 continue
             c_hyp, c_verdict = candidate
-            verdict_now = judge(c_verdict.rejected, keys(c_verdict), keys_confirmed, shown=shown,
-                                covers=covers(c_verdict))
+            verdict_now = judge(
+                c_verdict.rejected,
+                keys(c_verdict),
+                keys_confirmed,
+                shown=shown,
+                covers=covers(c_verdict),
+            )
             if verdict_now is Verdict.ACCEPT and not c_verdict.rejected:
                 return candidate
             if not c_verdict.rejected and better(keys(c_verdict), keys(best[1]), keys_confirmed):
@@ -744,16 +785,16 @@ class StreamingTranscriber:
             return best
         if not b_verdict.rejected and b_verdict.words:
             # the best decode lost confirmed words: keep them, then what it heard after them
-            after = tuple(w for w in b_verdict.words
-                          if (w.start + w.end) / 2 > confirmed[-1].end)
+            after = tuple(w for w in b_verdict.words if (w.start + w.end) / 2 > confirmed[-1].end)
             if after and word_key(after[0]) == word_key(confirmed[-1]):
                 after = after[1:]
             words = confirmed + drop_seam_repeat(confirmed, after)
         else:
             words = confirmed
         self.confirmed_fallbacks += 1
-        fallback = Hypothesis(words=words, language=b_hyp.language or hyp.language,
-                              text=join_words(words))
+        fallback = Hypothesis(
+            words=words, language=b_hyp.language or hyp.language, text=join_words(words)
+        )
         return fallback, GuardVerdict(words, fallback.text)
 
     def _emit_final(
@@ -777,11 +818,19 @@ class StreamingTranscriber:
                 words, text = seamed, join_words(seamed)
         s = words[0].start if words else (start or 0.0)
         e = words[-1].end if words else (end or s)
-        self._emit(TranscriptEvent(
-            TranscriptEventType.FINAL, self._seg_index, s, e, text=text, words=words,
-            confirmed_words=len(words), language=language or self.language.language or "",
-            revision=self._revision,
-        ))
+        self._emit(
+            TranscriptEvent(
+                TranscriptEventType.FINAL,
+                self._seg_index,
+                s,
+                e,
+                text=text,
+                words=words,
+                confirmed_words=len(words),
+                language=language or self.language.language or "",
+                revision=self._revision,
+            )
+        )
         if text:
             self._prompt = (self._prompt + " " + text).strip()[-_PROMPT_CHARS:]
             self._last_final_words = words

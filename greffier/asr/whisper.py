@@ -164,7 +164,10 @@ class WhisperDecoder:
             ) from e
         logger.info(
             "loaded Whisper model %s (%s) on %s/%s",
-            resolved.name, resolved.source, device.device, device.compute_type,
+            resolved.name,
+            resolved.source,
+            device.device,
+            device.compute_type,
         )
         return cls(model, resolved, device)
 
@@ -266,19 +269,34 @@ class WhisperDecoder:
             prompt: list[int] = []
             if opts.prompt.strip():
                 prev = tok.encode(" " + opts.prompt.strip())
-                prompt = [tok.sot_prev, *prev[-(223 - 4):]]
+                prompt = [tok.sot_prev, *prev[-(223 - 4) :]]
             prompt += list(tok.sot_sequence)
             if not opts.segment_timestamps:
                 prompt.append(tok.no_timestamps)
             prompts.append(prompt)
             # French runs to ~8 tokens a second; the bound stops runaway repetition loops.
             max_new.append(int(16 + 10 * audio.size / SAMPLE_RATE))
-        hyps = self._generate(encoded, requests, prompts, max_new, content_frames, languages,
-                              beam=max(o.beam_size for _, o in requests), temperature=0.0)
+        hyps = self._generate(
+            encoded,
+            requests,
+            prompts,
+            max_new,
+            content_frames,
+            languages,
+            beam=max(o.beam_size for _, o in requests),
+            temperature=0.0,
+        )
         for i, (_, opts) in enumerate(requests):
             if len(opts.temperatures) > 1 and _needs_fallback(hyps[i]):
-                hyps[i] = self._fallback(features[i : i + 1], requests[i], prompts[i],
-                                         max_new[i], content_frames[i], languages[i], hyps[i])
+                hyps[i] = self._fallback(
+                    features[i : i + 1],
+                    requests[i],
+                    prompts[i],
+                    max_new[i],
+                    content_frames[i],
+                    languages[i],
+                    hyps[i],
+                )
         return hyps
 
     def _fallback(
@@ -298,8 +316,16 @@ class WhisperDecoder:
         for temperature in request[1].temperatures[1:]:
             if temperature <= 0:
                 continue
-            hyp = self._generate(encoded, [request], [prompt], [max_new], [content_frames],
-                                 [language], beam=1, temperature=temperature)[0]
+            hyp = self._generate(
+                encoded,
+                [request],
+                [prompt],
+                [max_new],
+                [content_frames],
+                [language],
+                beam=1,
+                temperature=temperature,
+            )[0]
             if not _needs_fallback(hyp):
                 return hyp
             if hyp.avg_logprob > best.avg_logprob:
@@ -426,8 +452,13 @@ class WhisperDecoder:
                         "probability": float(np.mean(probs[a:b])) if b > a else 0.0,
                     }
                     for w, t, s, e, a, b in zip(
-                        words[:-1], word_tokens[:-1], starts, ends,
-                        boundaries[:-1], boundaries[1:], strict=False,
+                        words[:-1],
+                        word_tokens[:-1],
+                        starts,
+                        ends,
+                        boundaries[:-1],
+                        boundaries[1:],
+                        strict=False,
                     )
                 ]
                 _clip_long_words(alignment)
@@ -467,13 +498,21 @@ class WhisperDecoder:
             if batch_size > 1:
                 pipeline = fw.BatchedInferencePipeline(model=self._model)
                 segments, info = pipeline.transcribe(
-                    audio, language=lang, beam_size=beam_size, word_timestamps=True,
-                    batch_size=batch_size, vad_filter=True,
+                    audio,
+                    language=lang,
+                    beam_size=beam_size,
+                    word_timestamps=True,
+                    batch_size=batch_size,
+                    vad_filter=True,
                 )
             else:
                 segments, info = self._model.transcribe(
-                    audio, language=lang, beam_size=beam_size, word_timestamps=True,
-                    vad_filter=True, condition_on_previous_text=False,
+                    audio,
+                    language=lang,
+                    beam_size=beam_size,
+                    word_timestamps=True,
+                    vad_filter=True,
+                    condition_on_previous_text=False,
                 )
             for seg in segments:
                 words = tuple(

@@ -114,9 +114,9 @@ class StreamResampler:
         return self._produce(last_out)
 
 
-def resample(samples: npt.NDArray[np.floating], from_rate: int, to_rate: int = SAMPLE_RATE) -> (
-    FloatArray
-):
+def resample(
+    samples: npt.NDArray[np.floating], from_rate: int, to_rate: int = SAMPLE_RATE
+) -> FloatArray:
     """Resample a whole signal (band-limited)."""
     if from_rate == to_rate:
         return np.asarray(samples, dtype=np.float32)
@@ -154,9 +154,9 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> FloatArray:
     return read_audio_with_info(path, sample_rate)[0]
 
 
-def read_audio_with_info(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[
-    FloatArray, AudioInfo
-]:
+def read_audio_with_info(
+    path: str | Path, sample_rate: int = SAMPLE_RATE
+) -> tuple[FloatArray, AudioInfo]:
     """Like :func:`read_audio`, also returning the source's rate, channels and duration."""
     try:
         import av
@@ -248,8 +248,7 @@ def read_audio_bounded(
             if declared is not None and declared > max_duration_s + 1.0:
                 raise AudioTooLongError(f"{too_long} ({declared:.0f} s)", hint=hint)
             if declared is not None:  # a first guess; the buffer still grows up to the limit
-                buffer = np.empty(min(limit, int(declared * sample_rate) + sample_rate),
-                                  np.float32)
+                buffer = np.empty(min(limit, int(declared * sample_rate) + sample_rate), np.float32)
             info_rate = int(stream.rate or stream.codec_context.sample_rate or 0)
             info_channels = int(stream.codec_context.channels or 1)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)

@@ -51,8 +51,10 @@ def _pick(word: Word, candidates: Sequence[SpeakerTurn], tolerance: float) -> st
         point = word.end <= word.start and turn.start <= word.start <= turn.end
         if inside > 0 or point:
             overlap[turn.speaker] = overlap.get(turn.speaker, 0.0) + max(inside, 0.0)
-            d = 0.0 if turn.start <= mid <= turn.end else min(
-                abs(mid - turn.start), abs(mid - turn.end)
+            d = (
+                0.0
+                if turn.start <= mid <= turn.end
+                else min(abs(mid - turn.start), abs(mid - turn.end))
             )
             closeness[turn.speaker] = min(closeness.get(turn.speaker, d), d)
     if overlap:

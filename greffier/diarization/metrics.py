@@ -107,9 +107,9 @@ def diarization_error_rate(
     ``uem`` restricts scoring to (start, end) regions; None scores from 0 to the last end of
     either side. ``collar`` (seconds, total) forgives errors around reference boundaries.
     """
-    return der_components(
-        reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap
-    )["diarization error rate"]
+    return der_components(reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap)[
+        "diarization error rate"
+    ]
 
 
 def jaccard_error_rate(

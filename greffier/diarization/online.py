@@ -388,7 +388,10 @@ class OnlineDiarizer:
         self._commit_s = commit
         logger.debug(
             "diarized window %.1f-%.1f s: %d local speakers, %d known",
-            t0, end_s, len(speech), len(self.tracker.speakers),
+            t0,
+            end_s,
+            len(speech),
+            len(self.tracker.speakers),
         )
         return [
             *clip_turns(merge_turns(self._committed), self.revised_from, math.inf),

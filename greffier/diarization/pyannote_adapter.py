@@ -160,9 +160,7 @@ def _campplus_model_class() -> Any:
 
         def fbank(self, waveforms: Any) -> Any:
             feats = [
-                kaldi.fbank(
-                    w, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE, dither=0.0
-                )
+                kaldi.fbank(w, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE, dither=0.0)
                 for w in waveforms  # (channel=1, samples) each
             ]
             batch = torch.stack(feats)
@@ -185,9 +183,7 @@ def _campplus_model_class() -> Any:
             # mix in the other speakers: embedding only the speaker's own samples separates
             # speakers better (DER 0.27 against 0.35 on AMI dev00, see LOCAL_PARAMS). Speakers
             # with too little speech fall back to weighted pooling over the chunk.
-            out = torch.full(
-                (len(waveforms), EMBEDDING_DIM), float("nan"), device=waveforms.device
-            )
+            out = torch.full((len(waveforms), EMBEDDING_DIM), float("nan"), device=waveforms.device)
             pooled: list[int] = []
             for i in range(len(waveforms)):
                 if float(weights[i].sum()) <= 0:
@@ -331,7 +327,9 @@ class PyannoteDiarizer:
         pipeline.to(torch.device(device.device))
         logger.info(
             "loaded diarization pipeline %s on %s in %.1f s",
-            source, device.device, time.perf_counter() - started,
+            source,
+            device.device,
+            time.perf_counter() - started,
         )
         return cls(pipeline, embedding, device, source)
 

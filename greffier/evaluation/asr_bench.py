@@ -69,8 +69,11 @@ def model_checksum(resolved: ResolvedModel, cache_dir: Path) -> tuple[str | None
         try:
             from faster_whisper.utils import download_model
 
-            location = Path(download_model(resolved.name, local_files_only=True,
-                                           cache_dir=str(cache_dir / "hub")))
+            location = Path(
+                download_model(
+                    resolved.name, local_files_only=True, cache_dir=str(cache_dir / "hub")
+                )
+            )
         except (ImportError, OSError, ValueError, RuntimeError):
             return None, "unknown"
     model_bin = location / "model.bin"
@@ -103,8 +106,13 @@ def transcribe_clip(
     texts: list[str] = []
     rejected = 0
     decoded_language = language
-    for hyp in transcribe_recording(decoder, audio, language=language, beam_size=beam_size,
-                                    options=ChunkingOptions(batch_size=batch)):
+    for hyp in transcribe_recording(
+        decoder,
+        audio,
+        language=language,
+        beam_size=beam_size,
+        options=ChunkingOptions(batch_size=batch),
+    ):
         decoded_language = decoded_language or hyp.language
         verdict = guard.check(hyp)
         if verdict.rejected or not verdict.words:
@@ -135,9 +143,14 @@ def _summary(clips: list[dict[str, Any]]) -> dict[str, Any]:
     proc_s = sum(c["processing_s"] for c in clips)
     cpu_s = sum(c["cpu_s"] for c in clips)
     return {
-        "clips": len(clips), "audio_s": round(audio_s, 2),
-        "wer": norm_w.rate, "wer_raw": raw_w.rate, "cer": norm_c.rate, "cer_raw": raw_c.rate,
-        "words": norm_w.as_dict(), "words_raw": raw_w.as_dict(),
+        "clips": len(clips),
+        "audio_s": round(audio_s, 2),
+        "wer": norm_w.rate,
+        "wer_raw": raw_w.rate,
+        "cer": norm_c.rate,
+        "cer_raw": raw_c.rate,
+        "words": norm_w.as_dict(),
+        "words_raw": raw_w.as_dict(),
         "processing_s": round(proc_s, 3),
         "rtf": proc_s / audio_s if audio_s else None,
         "cpu_s_per_audio_s": cpu_s / audio_s if audio_s else None,
@@ -156,8 +169,10 @@ def run_asr_bench(
     if options.limit:
         items = items[: options.limit]
     if not items:
-        raise DatasetError(f"{options.data}: no item with a reference transcript to score",
-                           hint="greffier bench diarization scores RTTM-only data sets")
+        raise DatasetError(
+            f"{options.data}: no item with a reference transcript to score",
+            hint="greffier bench diarization scores RTTM-only data sets",
+        )
     runs = max(1, options.runs)
     load_meter = ResourceMeter()
     with load_meter:
@@ -166,8 +181,12 @@ def run_asr_bench(
     sha, sha_source = model_checksum(decoder.resolved, settings.cache_dir)
 
     first = read_audio(items[0].audio_path)[: 3 * SAMPLE_RATE]
-    transcribe_clip(decoder, first, _language_of(options.language, items[0]) or
-                    ("en" if not decoder.multilingual else None), beam)  # warm-up, untimed
+    transcribe_clip(
+        decoder,
+        first,
+        _language_of(options.language, items[0]) or ("en" if not decoder.multilingual else None),
+        beam,
+    )  # warm-up, untimed
 
     durations: dict[str, float] = {}
     results: dict[int, dict[str, Any]] = {}
@@ -176,8 +195,14 @@ def run_asr_bench(
     if options.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(items) * runs, desc="bench asr", unit="clip", file=sys.stderr,
-                   disable=None, mininterval=0.5)
+        bar = tqdm(
+            total=len(items) * runs,
+            desc="bench asr",
+            unit="clip",
+            file=sys.stderr,
+            disable=None,
+            mininterval=0.5,
+        )
     try:
         for _ in range(runs):
             run_refs: list[str] = []
@@ -198,14 +223,22 @@ def run_asr_bench(
                 run_refs.append(reference)
                 run_hyps.append(text)
                 run_norms += word_errors(reference, text, normalizer_for(scored))
-                row = results.setdefault(i, {
-                    "id": utt.id, "audio": str(utt.audio_path), "language": utt.language,
-                    "decoded_language": decoded, "scored_language": scored,
-                    "duration_s": round(durations[utt.id], 3),
-                    "reference": reference, "hypothesis": text,
-                    "rejected_segments": rejected,
-                    "runs_processing_s": [], "runs_cpu_s": [],
-                })
+                row = results.setdefault(
+                    i,
+                    {
+                        "id": utt.id,
+                        "audio": str(utt.audio_path),
+                        "language": utt.language,
+                        "decoded_language": decoded,
+                        "scored_language": scored,
+                        "duration_s": round(durations[utt.id], 3),
+                        "reference": reference,
+                        "hypothesis": text,
+                        "rejected_segments": rejected,
+                        "runs_processing_s": [],
+                        "runs_cpu_s": [],
+                    },
+                )
                 row["runs_processing_s"].append(round(usage.wall_s, 4))
                 row["runs_cpu_s"].append(round(usage.cpu_s, 4))
                 if bar is not None:
@@ -223,33 +256,44 @@ def run_asr_bench(
         row["processing_s"] = statistics.median(row["runs_processing_s"])
         row["cpu_s"] = statistics.median(row["runs_cpu_s"])
         dur = row["duration_s"]
-        row.update({
-            "wer": w.rate, "wer_raw": word_errors(row["reference"], row["hypothesis"]).rate,
-            "cer": char_errors(row["reference"], row["hypothesis"], norm).rate,
-            "cer_raw": char_errors(row["reference"], row["hypothesis"]).rate,
-            "words": w.as_dict(),
-            "reference_normalised": norm(row["reference"]),
-            "hypothesis_normalised": norm(row["hypothesis"]),
-            "rtf": row["processing_s"] / dur if dur else None,
-            "cpu_s_per_audio_s": row["cpu_s"] / dur if dur else None,
-        })
+        row.update(
+            {
+                "wer": w.rate,
+                "wer_raw": word_errors(row["reference"], row["hypothesis"]).rate,
+                "cer": char_errors(row["reference"], row["hypothesis"], norm).rate,
+                "cer_raw": char_errors(row["reference"], row["hypothesis"]).rate,
+                "words": w.as_dict(),
+                "reference_normalised": norm(row["reference"]),
+                "hypothesis_normalised": norm(row["hypothesis"]),
+                "rtf": row["processing_s"] / dur if dur else None,
+                "cpu_s_per_audio_s": row["cpu_s"] / dur if dur else None,
+            }
+        )
         clips.append(row)
     languages = sorted({str(c["scored_language"]) for c in clips})
     result = {
         "benchmark": "asr (offline, greffier.asr.offline)",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "configuration": {
-            "data": options.data, "items": len(items), "skipped_without_reference": skipped,
-            "language": options.language or "per clip", "beam_size": beam, "runs": runs,
+            "data": options.data,
+            "items": len(items),
+            "skipped_without_reference": skipped,
+            "language": options.language or "per clip",
+            "beam_size": beam,
+            "runs": runs,
             "limit": options.limit or None,
             "cpu_threads": settings.asr.cpu_threads or os.cpu_count(),
-            "requested_device": settings.asr.device, "compute_type": settings.asr.compute_type,
+            "requested_device": settings.asr.device,
+            "compute_type": settings.asr.compute_type,
         },
         "model": {
-            "name": settings.asr.model, "source": decoder.resolved.source,
-            "location": decoder.resolved.location, "sha256": sha, "sha256_source": sha_source,
-            "multilingual": decoder.multilingual, "load_s": round(load_meter.usage.wall_s, 2)
-            if load_meter.usage else None,
+            "name": settings.asr.model,
+            "source": decoder.resolved.source,
+            "location": decoder.resolved.location,
+            "sha256": sha,
+            "sha256_source": sha_source,
+            "multilingual": decoder.multilingual,
+            "load_s": round(load_meter.usage.wall_s, 2) if load_meter.usage else None,
         },
         "device": {"device": decoder.device.device, "compute_type": decoder.device.compute_type},
         "libraries": library_versions(),
@@ -264,8 +308,10 @@ def run_asr_bench(
         },
         "summary": {
             "all": _summary(clips),
-            "by_language": {lang: _summary([c for c in clips if str(c["scored_language"])
-                                            == lang]) for lang in languages},
+            "by_language": {
+                lang: _summary([c for c in clips if str(c["scored_language"]) == lang])
+                for lang in languages
+            },
         },
         "wer_by_run": wer_by_run,
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -292,10 +338,20 @@ def plot_wer_per_clip(result: dict[str, Any], path: Path) -> Path | None:
     clips = result["clips"]
     fig, ax = plt.subplots(figsize=(8, 1.5 + 0.28 * len(clips)))
     ys = list(range(len(clips)))
-    ax.barh([y + 0.2 for y in ys], [100 * c["wer_raw"] for c in clips], height=0.4,
-            label="raw", color="#bbbbbb")
-    ax.barh([y - 0.2 for y in ys], [100 * c["wer"] for c in clips], height=0.4,
-            label="normalised", color="#1f77b4")
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [100 * c["wer_raw"] for c in clips],
+        height=0.4,
+        label="raw",
+        color="#bbbbbb",
+    )
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [100 * c["wer"] for c in clips],
+        height=0.4,
+        label="normalised",
+        color="#1f77b4",
+    )
     ax.set_yticks(ys, [str(c["id"])[:40] for c in clips], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("WER (%)")

@@ -45,26 +45,35 @@ DATA_HELP = (
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``bench`` and its sub-commands to the ``greffier`` parser."""
-    bench = sub.add_parser("bench", help="benchmarks: accuracy, latency, diarization, capacity",
-                           description=__doc__)
+    bench = sub.add_parser(
+        "bench", help="benchmarks: accuracy, latency, diarization, capacity", description=__doc__
+    )
     kinds = bench.add_subparsers(dest="bench", required=True)
     for name, help_text in SUBCOMMANDS.items():
         p = kinds.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--model", help="tiny.en, base, a faster-whisper id or a local directory")
-        p.add_argument("--language", help="force a language (en, fr...) or 'auto'; default: "
-                                          "each clip's own")
+        p.add_argument(
+            "--language", help="force a language (en, fr...) or 'auto'; default: each clip's own"
+        )
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         p.add_argument("--set", "--data", dest="data", default=None, help=DATA_HELP)
-        p.add_argument("--out", type=Path, help="output folder (default: the repository's "
-                                                "benchmarks/results, else ./bench-results)")
+        p.add_argument(
+            "--out",
+            type=Path,
+            help="output folder (default: the repository's "
+            "benchmarks/results, else ./bench-results)",
+        )
         p.add_argument("--runs", type=int, help="repetitions (asr: timed runs per clip, median)")
         p.add_argument("--limit", type=int, help="only the first N items")
         if name == "asr":
             p.add_argument("--name", default="asr", help="result file names: <name>.json/.md")
             p.add_argument("--no-progress", action="store_true")
         else:
-            p.add_argument("passthrough", nargs=argparse.REMAINDER,
-                           help="after --: arguments for the benchmark module itself")
+            p.add_argument(
+                "passthrough",
+                nargs=argparse.REMAINDER,
+                help="after --: arguments for the benchmark module itself",
+            )
 
 
 def find_repository() -> Path | None:
@@ -133,8 +142,7 @@ def module_arguments(
         "out": None if args.out is None else str(args.out),
         "runs": None if args.runs is None else str(args.runs),
         "limit": None if args.limit is None else str(args.limit),
-        "languages": lang if lang and lang != "auto" and module in ("streaming", "live")
-        else None,
+        "languages": lang if lang and lang != "auto" and module in ("streaming", "live") else None,
     }
     cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
     for key, value in given.items():
@@ -144,8 +152,10 @@ def module_arguments(
         flag = names[0] if accepted is None else next((n for n in names if n in accepted), None)
         if flag is None:
             option = {"data": "--set", "languages": "--language"}.get(key, f"--{key}")
-            raise ConfigurationError(f"benchmarks.{module} has no option for {option}",
-                                     hint=f"run greffier bench {args.bench} without it")
+            raise ConfigurationError(
+                f"benchmarks.{module} has no option for {option}",
+                hint=f"run greffier bench {args.bench} without it",
+            )
         cmd += [flag, value]
     rest = list(getattr(args, "passthrough", []) or [])
     if rest and rest[0] == "--":
@@ -156,13 +166,20 @@ def module_arguments(
 def hard_set_manifest(root: Path, env: dict[str, str] | None = None) -> Path:
     """Build (or find up to date) the hard set with the repository's ``benchmarks.hardset``
     and return its manifest."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.hardset"], cwd=root,
-                         env=env or _module_env(root), capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hardset"],
+        cwd=root,
+        env=env or _module_env(root),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines or not Path(lines[-1]).is_file():
-        raise ConfigurationError("benchmarks.hardset could not build the hard set",
-                                 hint="run python -m benchmarks.hardset in the repository")
+        raise ConfigurationError(
+            "benchmarks.hardset could not build the hard set",
+            hint="run python -m benchmarks.hardset in the repository",
+        )
     return Path(lines[-1])
 
 
@@ -211,13 +228,26 @@ def _run_asr(args: argparse.Namespace, settings: Settings) -> int:
     spec: str | Path = data
     if data == "hard":
         spec = hard_set_manifest(_require_repository())
-    items = load_dataset(spec, language=_forced(args.language), shared_root=settings.speech_data,
-                         kinds=("transcript",))
+    items = load_dataset(
+        spec,
+        language=_forced(args.language),
+        shared_root=settings.speech_data,
+        kinds=("transcript",),
+    )
     out = args.out or _default_out(find_repository())
-    js, md = run_asr_bench(settings, items, AsrBenchOptions(
-        data=data, out_dir=out, name=args.name, language=args.language, runs=args.runs or 1,
-        limit=args.limit or 0, progress=not args.no_progress,
-    ))
+    js, md = run_asr_bench(
+        settings,
+        items,
+        AsrBenchOptions(
+            data=data,
+            out_dir=out,
+            name=args.name,
+            language=args.language,
+            runs=args.runs or 1,
+            limit=args.limit or 0,
+            progress=not args.no_progress,
+        ),
+    )
     print(md.read_text(encoding="utf-8"))
     print(f"written: {js} {md}")
     return 0

@@ -35,8 +35,14 @@ from greffier.diarization.metrics import read_rttm
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm")
 MLS_LANGUAGES = {
-    "english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it",
-    "dutch": "nl", "portuguese": "pt", "polish": "pl",
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "spanish": "es",
+    "italian": "it",
+    "dutch": "nl",
+    "portuguese": "pt",
+    "polish": "pl",
 }
 
 
@@ -73,8 +79,10 @@ class Utterance:
 
 def _require_audio(path: Path, what: str) -> Path:
     if not path.is_file():
-        raise DatasetError(f"{what}: audio file {path} is missing",
-                           hint="check the data set layout (see greffier bench --help)")
+        raise DatasetError(
+            f"{what}: audio file {path} is missing",
+            hint="check the data set layout (see greffier bench --help)",
+        )
     return path
 
 
@@ -115,7 +123,9 @@ def read_manifest(path: str | Path, *, kinds: Sequence[str] | None = None) -> li
         speakers = _none_if_blank(row.get("speakers"))
         duration = _none_if_blank(row.get("duration_s"))
         base = Utterance(
-            id=row["id"], audio_path=audio, language=_none_if_blank(row.get("language")),
+            id=row["id"],
+            audio_path=audio,
+            language=_none_if_blank(row.get("language")),
             num_speakers=int(speakers) if speakers else None,
             duration_s=float(duration) if duration else None,
         )
@@ -140,11 +150,20 @@ def read_librispeech(folder: str | Path, *, language: str | None = "en") -> list
             uid, _, text = line.strip().partition(" ")
             audio = _find_audio(trans.parent, uid)
             if audio is None:
-                raise DatasetError(f"{trans.name}:{number}: no audio file for this line beside "
-                                   f"it (tried {', '.join(AUDIO_EXTENSIONS)})")
-            out.append(Utterance(id=uid, audio_path=audio, language=language,
-                                 reference=text.strip(), speakers=(uid.split("-")[0],),
-                                 num_speakers=1))
+                raise DatasetError(
+                    f"{trans.name}:{number}: no audio file for this line beside "
+                    f"it (tried {', '.join(AUDIO_EXTENSIONS)})"
+                )
+            out.append(
+                Utterance(
+                    id=uid,
+                    audio_path=audio,
+                    language=language,
+                    reference=text.strip(),
+                    speakers=(uid.split("-")[0],),
+                    num_speakers=1,
+                )
+            )
     if not out:
         raise DatasetError(f"no *.trans.txt file with lines under {folder}")
     return out
@@ -167,12 +186,16 @@ def read_common_voice(tsv: str | Path, *, language: str | None = None) -> list[U
         if not audio.is_file():
             audio = _require_audio(tsv.parent / name, f"{tsv.name} row {name}")
         client = _none_if_blank(row.get("client_id"))
-        out.append(Utterance(
-            id=Path(name).stem, audio_path=audio,
-            language=language or _none_if_blank(row.get("locale")),
-            reference=row["sentence"].strip(), speakers=(client,) if client else (),
-            num_speakers=1,
-        ))
+        out.append(
+            Utterance(
+                id=Path(name).stem,
+                audio_path=audio,
+                language=language or _none_if_blank(row.get("locale")),
+                reference=row["sentence"].strip(),
+                speakers=(client,) if client else (),
+                num_speakers=1,
+            )
+        )
     return out
 
 
@@ -199,14 +222,24 @@ def read_mls(path: str | Path, *, language: str | None = None) -> list[Utterance
         uid, sep, text = line.partition("\t")
         parts = uid.strip().split("_")
         if not sep or len(parts) != 3:
-            raise DatasetError(f"{transcripts.name}:{number}: expected '<speaker>_<book>_<n>"
-                               "<TAB><text>'")
+            raise DatasetError(
+                f"{transcripts.name}:{number}: expected '<speaker>_<book>_<n><TAB><text>'"
+            )
         audio = _find_audio(root / "audio" / parts[0] / parts[1], uid.strip())
         if audio is None:
-            raise DatasetError(f"{transcripts.name}:{number}: no audio file in "
-                               f"audio/{parts[0]}/{parts[1]}/")
-        out.append(Utterance(id=uid.strip(), audio_path=audio, language=lang,
-                             reference=text.strip(), speakers=(parts[0],), num_speakers=1))
+            raise DatasetError(
+                f"{transcripts.name}:{number}: no audio file in audio/{parts[0]}/{parts[1]}/"
+            )
+        out.append(
+            Utterance(
+                id=uid.strip(),
+                audio_path=audio,
+                language=lang,
+                reference=text.strip(),
+                speakers=(parts[0],),
+                num_speakers=1,
+            )
+        )
     return out
 
 
@@ -238,25 +271,35 @@ def read_ami(folder: str | Path, *, language: str | None = "en") -> list[Utteran
         if p.suffix.lower() in AUDIO_EXTENSIONS:
             audio_by_stem.setdefault(p.name[: -len(p.suffix)], p)
             audio_by_stem.setdefault(p.name.split(".")[0], p)
-    side = {(p.stem, p.suffix.lower()): p for p in files if p.suffix.lower() in
-            (".uem", ".txt", ".stm")}
+    side = {
+        (p.stem, p.suffix.lower()): p for p in files if p.suffix.lower() in (".uem", ".txt", ".stm")
+    }
     out = []
     for rttm in (p for p in files if p.suffix.lower() == ".rttm"):
         for uri in _rttm_uris(rttm):
             audio = audio_by_stem.get(uri)
             if audio is None:
-                raise DatasetError(f"{rttm.name}: no audio file for recording {uri!r} under "
-                                   f"{folder}", hint=f"name it {uri}.wav or {uri}.<mic>.wav")
+                raise DatasetError(
+                    f"{rttm.name}: no audio file for recording {uri!r} under {folder}",
+                    hint=f"name it {uri}.wav or {uri}.<mic>.wav",
+                )
             uem_file = side.get((uri, ".uem"))
             transcript = side.get((uri, ".stm")) or side.get((uri, ".txt"))
             turns = read_rttm(rttm, uri=uri)
             speakers = tuple(sorted({t.speaker for t in turns}))
-            out.append(Utterance(
-                id=uri, audio_path=audio, language=language,
-                reference=read_reference(transcript) if transcript else None,
-                rttm_path=rttm, rttm_uri=uri, speakers=speakers, num_speakers=len(speakers),
-                uem=_read_uem(uem_file, uri) if uem_file else None,
-            ))
+            out.append(
+                Utterance(
+                    id=uri,
+                    audio_path=audio,
+                    language=language,
+                    reference=read_reference(transcript) if transcript else None,
+                    rttm_path=rttm,
+                    rttm_uri=uri,
+                    speakers=speakers,
+                    num_speakers=len(speakers),
+                    uem=_read_uem(uem_file, uri) if uem_file else None,
+                )
+            )
     if not out:
         raise DatasetError(f"no RTTM file with SPEAKER lines under {folder}")
     return out
@@ -293,10 +336,13 @@ def detect_layout(path: Path) -> str:
     if len(tsvs) == 1:
         return "common_voice"
     if tsvs:
-        raise DatasetError(f"{path} holds several Common Voice TSVs",
-                           hint="pass one of them: " + ", ".join(p.name for p in tsvs))
-    raise DatasetError(f"{path}: no manifest.tsv, transcripts.txt, *.trans.txt, *.rttm or "
-                       "Common Voice TSV found")
+        raise DatasetError(
+            f"{path} holds several Common Voice TSVs",
+            hint="pass one of them: " + ", ".join(p.name for p in tsvs),
+        )
+    raise DatasetError(
+        f"{path}: no manifest.tsv, transcripts.txt, *.trans.txt, *.rttm or Common Voice TSV found"
+    )
 
 
 def load_dataset(
@@ -357,15 +403,31 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
             kind = "transcript"
         elif u.rttm_path is not None:
             ref = refs / f"{name}.rttm"
-            ref.write_text("".join(
-                f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} "
-                "<NA> <NA>\n" for t in u.reference_turns()), encoding="utf-8")
+            ref.write_text(
+                "".join(
+                    f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} "
+                    "<NA> <NA>\n"
+                    for t in u.reference_turns()
+                ),
+                encoding="utf-8",
+            )
             kind = f"rttm (uem {u.uem[0]:g}-{u.uem[1]:g} s)" if u.uem else "rttm"
         else:
             continue
         n = u.num_speakers if u.num_speakers is not None else (len(u.speakers) or "")
         dur = "" if u.duration_s is None else f"{u.duration_s:.2f}"
-        lines.append("\t".join([name, str(u.audio_path.resolve()), f"ref/{ref.name}", kind,
-                                u.language or "", str(n), dur]))
+        lines.append(
+            "\t".join(
+                [
+                    name,
+                    str(u.audio_path.resolve()),
+                    f"ref/{ref.name}",
+                    kind,
+                    u.language or "",
+                    str(n),
+                    dur,
+                ]
+            )
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -94,8 +94,9 @@ class LatencyStats:
         if not values:
             return cls(0, None, None, None)
         a = np.asarray(values, dtype=float)
-        return cls(len(values), float(np.percentile(a, 50)), float(np.percentile(a, 95)),
-                   float(a.mean()))
+        return cls(
+            len(values), float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(a.mean())
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +166,19 @@ def latency_report(
             changed += _changed(previous, display)
             previous = display
         final_text = " ".join(finals)
-        rows.append(UtteranceLatency(
-            utterance_id=uid, duration_s=span.duration_s, bucket=length_bucket(span.duration_s),
-            first_caption_s=None if first is None else first - span.start_s,
-            final_s=None if last_final is None else last_final - span.end_s,
-            retracted=shown_interim and not finals, changed_words=changed,
-            final_words=len(_WORD.findall(normalizer(final_text))), final_text=final_text,
-        ))
+        rows.append(
+            UtteranceLatency(
+                utterance_id=uid,
+                duration_s=span.duration_s,
+                bucket=length_bucket(span.duration_s),
+                first_caption_s=None if first is None else first - span.start_s,
+                final_s=None if last_final is None else last_final - span.end_s,
+                retracted=shown_interim and not finals,
+                changed_words=changed,
+                final_words=len(_WORD.findall(normalizer(final_text))),
+                final_text=final_text,
+            )
+        )
 
     def stats(values: list[float | None]) -> LatencyStats:
         return LatencyStats.of([v for v in values if v is not None])

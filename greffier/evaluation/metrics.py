@@ -66,9 +66,13 @@ class ErrorCounts:
 
     def as_dict(self) -> dict[str, float | int]:
         return {
-            "rate": self.rate, "errors": self.errors, "reference_length": self.reference_length,
-            "substitutions": self.substitutions, "deletions": self.deletions,
-            "insertions": self.insertions, "hits": self.hits,
+            "rate": self.rate,
+            "errors": self.errors,
+            "reference_length": self.reference_length,
+            "substitutions": self.substitutions,
+            "deletions": self.deletions,
+            "insertions": self.insertions,
+            "hits": self.hits,
         }
 
 
@@ -143,8 +147,11 @@ class DiarizationScore:
 
     def as_dict(self) -> dict[str, float]:
         return {
-            "der": self.der, "jer": self.jer, "missed_s": self.missed_s,
-            "false_alarm_s": self.false_alarm_s, "confusion_s": self.confusion_s,
+            "der": self.der,
+            "jer": self.jer,
+            "missed_s": self.missed_s,
+            "false_alarm_s": self.false_alarm_s,
+            "confusion_s": self.confusion_s,
             "reference_speech_s": self.reference_speech_s,
         }
 
@@ -163,11 +170,13 @@ def diarization_score(
     ``skip_overlap`` leaves out regions where reference speakers overlap; ``uem`` the scored
     regions (default: 0 to the last end)."""
     c = der_components(reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap)
-    j = jaccard_error_rate(reference, hypothesis, uem=uem, collar=collar,
-                           skip_overlap=skip_overlap)
+    j = jaccard_error_rate(reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap)
     return DiarizationScore(
-        der=c["diarization error rate"], jer=j, missed_s=c["missed detection"],
-        false_alarm_s=c["false alarm"], confusion_s=c["confusion"],
+        der=c["diarization error rate"],
+        jer=j,
+        missed_s=c["missed detection"],
+        false_alarm_s=c["false alarm"],
+        confusion_s=c["confusion"],
         reference_speech_s=c["total"],
     )
 
@@ -204,8 +213,10 @@ def cp_wer(
     r = cp_word_error_rate(ref, hyp, reference_sort=False, hypothesis_sort=False)
     return CpWerScore(
         cpwer=float(r.error_rate) if r.length else float(r.errors > 0),
-        errors=int(r.errors), reference_length=int(r.length),
-        substitutions=int(r.substitutions), deletions=int(r.deletions),
+        errors=int(r.errors),
+        reference_length=int(r.length),
+        substitutions=int(r.substitutions),
+        deletions=int(r.deletions),
         insertions=int(r.insertions),
         assignment=tuple((a, b) for a, b in r.assignment),
     )

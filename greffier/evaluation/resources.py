@@ -96,20 +96,40 @@ def machine() -> dict[str, Any]:
     try:
         import subprocess
 
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         gpu = out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_mb": memory_mb, "gpu": gpu,
-        "python": platform.python_version(), "os": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mb": memory_mb,
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "os": platform.platform(),
     }
 
 
 LIBRARIES = (
-    "greffier", "faster-whisper", "ctranslate2", "onnxruntime", "av", "numpy", "jiwer",
-    "whisper-normalizer", "text2num", "meeteval", "pyannote.metrics", "pyannote.audio", "torch",
+    "greffier",
+    "faster-whisper",
+    "ctranslate2",
+    "onnxruntime",
+    "av",
+    "numpy",
+    "jiwer",
+    "whisper-normalizer",
+    "text2num",
+    "meeteval",
+    "pyannote.metrics",
+    "pyannote.audio",
+    "torch",
 )
 
 

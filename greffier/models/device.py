@@ -57,6 +57,10 @@ def resolve_device(
         _resolved[key] = choice
         logger.info(
             "%s runs on %s with %s (settings: device=%s, compute_type=%s)",
-            library, choice.device, choice.compute_type, device, compute_type,
+            library,
+            choice.device,
+            choice.compute_type,
+            device,
+            compute_type,
         )
         return choice

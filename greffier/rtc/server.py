@@ -107,7 +107,10 @@ def install(cfg: ServerConfig | None = None) -> Path:
         logger.info("building livekit-server %s with go install (minutes, once)", LIVEKIT_VERSION)
         proc = subprocess.run(
             [go, "install", "-trimpath", "-ldflags=-s -w", f"{_MODULE}@{LIVEKIT_VERSION}"],
-            env=env, capture_output=True, text=True, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise GreffierError(
@@ -170,7 +173,9 @@ def start(cfg: ServerConfig | None = None, *, timeout: float = 30.0) -> bool:
     log = cfg.log_file.open("ab")
     proc = subprocess.Popen(  # noqa: S603
         [str(binary), "--config", str(cfg.config_file)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     log.close()

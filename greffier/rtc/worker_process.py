@@ -41,7 +41,10 @@ class WorkerProcess:
         """Start and wait until registered; raises with the worker's last lines on failure."""
         self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "greffier", "worker"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -60,12 +60,16 @@ class UploadLimit:
         self.max_bytes = max_bytes
 
     def _message(self) -> str:
-        return (f"the upload is larger than {(self.max_bytes - FORM_OVERHEAD) / 1e6:g} MB "
-                "(GREFFIER_SERVICE__MAX_UPLOAD_MB sets the limit)")
+        return (
+            f"the upload is larger than {(self.max_bytes - FORM_OVERHEAD) / 1e6:g} MB "
+            "(GREFFIER_SERVICE__MAX_UPLOAD_MB sets the limit)"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or (
-            scope["path"].rstrip("/") != UPLOAD_PATH
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or (scope["path"].rstrip("/") != UPLOAD_PATH)
         ):
             await self.app(scope, receive, send)
             return
@@ -75,8 +79,9 @@ class UploadLimit:
         except ValueError:
             declared = -1
         if declared > self.max_bytes:
-            response = JSONResponse({"detail": self._message()}, status_code=413,
-                                    headers={"Connection": "close"})
+            response = JSONResponse(
+                {"detail": self._message()}, status_code=413, headers={"Connection": "close"}
+            )
             await response(scope, receive, send)
             return
         received = 0
@@ -171,7 +176,7 @@ def check_exposure(settings: Settings, host: str) -> None:
     if not settings.service.api_keys:
         raise ConfigurationError(
             f"refusing to listen on {host}: no operator key is configured",
-            hint='set GREFFIER_SERVICE__API_KEYS=\'["<a long random key>"]\', or listen on '
+            hint="set GREFFIER_SERVICE__API_KEYS='[\"<a long random key>\"]', or listen on "
             "127.0.0.1",
         )
     if settings.livekit.api_secret.get_secret_value() == DEV_API_SECRET:
@@ -192,9 +197,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> int:
     app = create_app(settings)
     state: ServiceState = app.state.greffier
     if state.livekit_bundle() is None:
-        logger.warning("the live caption page needs the livekit-client bundle: run "
-                       "scripts/fetch-web-deps")
-    config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(),
-                            log_config=None)
+        logger.warning(
+            "the live caption page needs the livekit-client bundle: run scripts/fetch-web-deps"
+        )
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None
+    )
     uvicorn.Server(config).run()
     return 0

@@ -93,8 +93,9 @@ def verify_member_token(token: str, lk: LiveKitSettings) -> Caller:
     if isinstance(attributes, dict) and attributes.get(VIEWER_ATTRIBUTE):
         raise _unauthorized("a caption viewer token is not a credential for this service")
     identity = claims.get("sub")
-    return Caller(operator=False, room=str(room),
-                  identity=str(identity) if identity is not None else None)
+    return Caller(
+        operator=False, room=str(room), identity=str(identity) if identity is not None else None
+    )
 
 
 def authenticate(
@@ -103,8 +104,9 @@ def authenticate(
 ) -> Caller:
     """The caller, from ``Authorization: Bearer ...``; 401 without valid credentials."""
     if credentials is None or not credentials.credentials:
-        raise _unauthorized("credentials required: Authorization: Bearer <operator key or "
-                            "LiveKit access token>")
+        raise _unauthorized(
+            "credentials required: Authorization: Bearer <operator key or LiveKit access token>"
+        )
     settings = request.app.state.greffier.settings
     token = credentials.credentials
     if is_operator_key(token, settings.service):

@@ -42,7 +42,11 @@ kills the process must not kill it at every start)."""
 
 # Why a job failed, for callers that map it to a status (``error_code``).
 UNDECODABLE, TOO_LONG, TIMED_OUT, INTERRUPTED, INTERNAL = (
-    "undecodable", "too_long", "timeout", "interrupted", "internal"
+    "undecodable",
+    "too_long",
+    "timeout",
+    "interrupted",
+    "internal",
 )
 
 
@@ -82,22 +86,43 @@ class Job:
 
     def record(self) -> JobRecord:
         return JobRecord(
-            id=self.id, filename=self.filename, upload=str(self.path), diarize=self.diarize,
-            language=self.language, model=self.model, status=self.status,
-            created_at=self.created_at, started_at=self.started_at,
-            finished_at=self.finished_at, progress_s=self.progress_s,
-            duration_s=self.duration_s, error=self.error, error_code=self.error_code,
-            attempts=self.attempts, minutes=self.minutes,
+            id=self.id,
+            filename=self.filename,
+            upload=str(self.path),
+            diarize=self.diarize,
+            language=self.language,
+            model=self.model,
+            status=self.status,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            progress_s=self.progress_s,
+            duration_s=self.duration_s,
+            error=self.error,
+            error_code=self.error_code,
+            attempts=self.attempts,
+            minutes=self.minutes,
         )
 
     @classmethod
     def of(cls, r: JobRecord) -> Job:
         return cls(
-            id=r.id, filename=r.filename, path=Path(r.upload), diarize=r.diarize,
-            language=r.language, created_at=r.created_at, model=r.model, status=r.status,
-            started_at=r.started_at, finished_at=r.finished_at, progress_s=r.progress_s,
-            duration_s=r.duration_s, error=r.error, error_code=r.error_code,
-            attempts=r.attempts, minutes=r.minutes,
+            id=r.id,
+            filename=r.filename,
+            path=Path(r.upload),
+            diarize=r.diarize,
+            language=r.language,
+            created_at=r.created_at,
+            model=r.model,
+            status=r.status,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            progress_s=r.progress_s,
+            duration_s=r.duration_s,
+            error=r.error,
+            error_code=r.error_code,
+            attempts=r.attempts,
+            minutes=r.minutes,
         )
 
 
@@ -142,8 +167,15 @@ class JobQueue:
     first job). Finished jobs stay in memory, the oldest forgotten beyond ``max_kept`` (and
     in the store, once :meth:`open` gave it one, pruned likewise)."""
 
-    def __init__(self, runner: Runner, *, max_queued: int, max_kept: int,
-                 timeout_s: float | None = None, max_uploads: int = 4) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        max_queued: int,
+        max_kept: int,
+        timeout_s: float | None = None,
+        max_uploads: int = 4,
+    ) -> None:
         self._runner = runner
         self._max_queued = max_queued
         self._max_kept = max_kept
@@ -197,15 +229,16 @@ class JobQueue:
             if not job.path.is_file():
                 why = "its upload was lost when the service restarted; upload it again"
             elif job.status == RUNNING and job.attempts >= MAX_ATTEMPTS:
-                why = (f"the service stopped {job.attempts} times while transcribing it; "
-                       "it is not tried again (check the file, or split it)")
+                why = (
+                    f"the service stopped {job.attempts} times while transcribing it; "
+                    "it is not tried again (check the file, or split it)"
+                )
             if why is None:
                 job.status, job.started_at, job.progress_s = QUEUED, None, 0.0
                 requeued.append(job)
                 store.put(job.record())
                 continue
-            job.status, job.finished_at, job.error, job.error_code = (
-                FAILED, now, why, INTERRUPTED)
+            job.status, job.finished_at, job.error, job.error_code = (FAILED, now, why, INTERRUPTED)
             store.put(job.record())
             _remove_upload(job.path, upload_dir)
         with self._cond:
@@ -219,8 +252,11 @@ class JobQueue:
             self._cond.notify_all()
         swept = _sweep(upload_dir, live, before=self._since)
         if requeued or swept:
-            logger.info("after the restart: %d job(s) queued again, %d orphaned upload(s) "
-                        "removed", len(requeued), swept)
+            logger.info(
+                "after the restart: %d job(s) queued again, %d orphaned upload(s) removed",
+                len(requeued),
+                swept,
+            )
 
     def _save(self, job: Job) -> None:
         """Write a stored job (lock held); a store failure is logged, the job goes on in
@@ -239,8 +275,7 @@ class JobQueue:
         thread); raises QueueFullError when ``max_queued`` jobs already wait."""
         with self._cond:
             if self._closed:
-                raise QueueFullError("the service is shutting down",
-                                     hint="retry in a moment")
+                raise QueueFullError("the service is shutting down", hint="retry in a moment")
             if len(self._pending) >= self._max_queued:
                 raise QueueFullError(
                     f"{len(self._pending)} transcriptions are already waiting",
@@ -304,8 +339,7 @@ class JobQueue:
                 job = self._jobs[self._pending.popleft()]
                 if job.stored and self._store is not None:
                     continue
-                self._finish(job, error="the service stopped before this job ran",
-                             code=INTERRUPTED)
+                self._finish(job, error="the service stopped before this job ran", code=INTERRUPTED)
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
@@ -335,8 +369,9 @@ class JobQueue:
             code: str | None = None
             deadline = job.started_at + self.timeout_s if self.timeout_s else None
 
-            def report(seconds: float, duration: float, job: Job = job,
-                       deadline: float | None = deadline) -> None:
+            def report(
+                seconds: float, duration: float, job: Job = job, deadline: float | None = deadline
+            ) -> None:
                 self._progress(job, seconds, duration, deadline)
 
             try:
@@ -355,8 +390,7 @@ class JobQueue:
             with self._cond:
                 self._finish(job, minutes=minutes, error=error, code=code)
 
-    def _progress(self, job: Job, seconds: float, duration: float,
-                  deadline: float | None) -> None:
+    def _progress(self, job: Job, seconds: float, duration: float, deadline: float | None) -> None:
         with self._cond:
             job.progress_s = max(job.progress_s, seconds)
             if duration > 0:
@@ -370,8 +404,14 @@ class JobQueue:
                 hint="GREFFIER_SERVICE__JOB_TIMEOUT_S sets the limit",
             )
 
-    def _finish(self, job: Job, *, minutes: Minutes | None = None, error: str | None = None,
-                code: str | None = None) -> None:
+    def _finish(
+        self,
+        job: Job,
+        *,
+        minutes: Minutes | None = None,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
         """Record the outcome (lock held), remove the upload, call back."""
         job.finished_at = time.time()
         job.minutes = minutes
@@ -473,20 +513,27 @@ def transcription_runner(settings: Settings, models: SharedModels = MODELS) -> R
     def run(job: Job, report: Callable[[float, float], None]) -> Minutes:
         from greffier.batch import recording_start, transcribe_audio
 
-        audio, info = read_audio_bounded(job.path, settings.service.max_duration_s,
-                                         check=lambda _: report(0.0, 0.0))
+        audio, info = read_audio_bounded(
+            job.path, settings.service.max_duration_s, check=lambda _: report(0.0, 0.0)
+        )
         report(0.0, info.duration)
         wanted = settings
         if job.model and job.model != settings.asr.model:
             wanted = settings.model_copy(
-                update={"asr": settings.asr.model_copy(update={"model": job.model})})
+                update={"asr": settings.asr.model_copy(update={"model": job.model})}
+            )
         decoder = models.decoder(wanted)
         diarizer = models.diarizer(settings) if job.diarize else None
         report(0.0, 0.0)
         name = Path(job.filename).stem[:64] or "recording"
         return transcribe_audio(
-            audio, wanted, name=name, diarize=job.diarize, language=job.language,
-            decoder=decoder, diarizer=diarizer,
+            audio,
+            wanted,
+            name=name,
+            diarize=job.diarize,
+            language=job.language,
+            decoder=decoder,
+            diarizer=diarizer,
             progress=lambda s: report(s, info.duration),
             started_at=recording_start(job.path, info.duration),
         )

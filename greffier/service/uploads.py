@@ -52,8 +52,7 @@ class UploadError(Exception):
 def configured_jobs(state: ServiceState) -> JobQueue:
     """The state's job queue with the timeout and upload bound of its settings."""
     service = state.service
-    state.jobs.configure(timeout_s=service.job_timeout_s,
-                         max_uploads=service.max_uploads_in_flight)
+    state.jobs.configure(timeout_s=service.job_timeout_s, max_uploads=service.max_uploads_in_flight)
     return state.jobs
 
 
@@ -76,9 +75,12 @@ async def upload_slot(queue: JobQueue) -> AsyncIterator[None]:
     kept; UploadError 503 (with ``Retry-After``) when none is free."""
     if not queue.uploads.try_take():
         raise UploadError(
-            503, f"{queue.uploads.limit} uploads are already being received; retry in a moment "
+            503,
+            f"{queue.uploads.limit} uploads are already being received; retry in a moment "
             "(GREFFIER_SERVICE__MAX_UPLOADS_IN_FLIGHT sets the limit)",
-            code="busy", headers={"Retry-After": "5"})
+            code="busy",
+            headers={"Retry-After": "5"},
+        )
     try:
         yield
     finally:
@@ -86,9 +88,13 @@ async def upload_slot(queue: JobQueue) -> AsyncIterator[None]:
 
 
 def _too_large(limit: int) -> UploadError:
-    return UploadError(413, f"the upload is larger than {limit / 1e6:g} MB "
-                       "(GREFFIER_SERVICE__MAX_UPLOAD_MB sets the limit)", param="file",
-                       code="too_large")
+    return UploadError(
+        413,
+        f"the upload is larger than {limit / 1e6:g} MB "
+        "(GREFFIER_SERVICE__MAX_UPLOAD_MB sets the limit)",
+        param="file",
+        code="too_large",
+    )
 
 
 async def read_form(request: Request, max_bytes: int) -> FormData:

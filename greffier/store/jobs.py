@@ -55,7 +55,8 @@ def jobs_table(metadata: Any) -> Any:
     if JOBS_TABLE in metadata.tables:
         return metadata.tables[JOBS_TABLE]
     return sa.Table(
-        JOBS_TABLE, metadata,
+        JOBS_TABLE,
+        metadata,
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("filename", sa.Text, nullable=False),
         sa.Column("upload", sa.Text, nullable=False),
@@ -93,8 +94,10 @@ class JobStore:
             self.table.create(self._engine, checkfirst=True)
         except self._sa.exc.SQLAlchemyError as e:
             self._engine.dispose()
-            raise StoreError(f"cannot open the job store: {sql.describe_error(e)}",
-                             hint="check GREFFIER_STORE__URL and that the database runs") from e
+            raise StoreError(
+                f"cannot open the job store: {sql.describe_error(e)}",
+                hint="check GREFFIER_STORE__URL and that the database runs",
+            ) from e
         except StoreError:
             self._engine.dispose()
             raise
@@ -107,8 +110,10 @@ class JobStore:
             from greffier.store.sql import describe_error
 
             # Never the message: it could quote a row.
-            raise StoreError(f"cannot {what}: {describe_error(e)}",
-                             hint="check GREFFIER_STORE__URL and that the database runs") from e
+            raise StoreError(
+                f"cannot {what}: {describe_error(e)}",
+                hint="check GREFFIER_STORE__URL and that the database runs",
+            ) from e
 
     def put(self, job: JobRecord) -> None:
         """Insert or replace ``job`` (committed before this returns); raises StoreError."""
@@ -130,8 +135,9 @@ class JobStore:
     def unfinished(self) -> list[JobRecord]:
         """Jobs queued or running, oldest first."""
         t = self.table
-        query = self._sa.select(t).where(t.c.status.in_(UNFINISHED)).order_by(
-            t.c.created_at, t.c.id)
+        query = (
+            self._sa.select(t).where(t.c.status.in_(UNFINISHED)).order_by(t.c.created_at, t.c.id)
+        )
         with self._writing("read the jobs"), self._engine.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
 
@@ -139,9 +145,15 @@ class JobStore:
         """Delete finished jobs beyond the ``keep`` most recent; returns how many went."""
         sa, t = self._sa, self.table
         with self._writing("prune the jobs"), self._lock, self._engine.begin() as conn:
-            old = [r.id for r in conn.execute(
-                sa.select(t.c.id).where(t.c.status.not_in(UNFINISHED))
-                .order_by(t.c.finished_at.desc(), t.c.id.desc()).offset(keep))]
+            old = [
+                r.id
+                for r in conn.execute(
+                    sa.select(t.c.id)
+                    .where(t.c.status.not_in(UNFINISHED))
+                    .order_by(t.c.finished_at.desc(), t.c.id.desc())
+                    .offset(keep)
+                )
+            ]
             if old:
                 conn.execute(t.delete().where(t.c.id.in_(old)))
         return len(old)
@@ -152,11 +164,20 @@ class JobStore:
 
 def _row(job: JobRecord) -> dict[str, Any]:
     return {
-        "id": job.id, "filename": job.filename, "upload": job.upload, "diarize": job.diarize,
-        "language": job.language, "model": job.model, "status": job.status,
-        "created_at": job.created_at, "started_at": job.started_at,
-        "finished_at": job.finished_at, "progress_s": job.progress_s,
-        "duration_s": job.duration_s, "error": job.error, "error_code": job.error_code,
+        "id": job.id,
+        "filename": job.filename,
+        "upload": job.upload,
+        "diarize": job.diarize,
+        "language": job.language,
+        "model": job.model,
+        "status": job.status,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress_s": job.progress_s,
+        "duration_s": job.duration_s,
+        "error": job.error,
+        "error_code": job.error_code,
         "attempts": job.attempts,
         "minutes": to_json(job.minutes) if job.minutes is not None else None,
     }
@@ -170,9 +191,20 @@ def _record(row: Any) -> JobRecord:
         except ValueError:
             minutes = None  # unreadable: the job is reported as having no result
     return JobRecord(
-        id=row.id, filename=row.filename, upload=row.upload, diarize=bool(row.diarize),
-        language=row.language, model=row.model, status=row.status, created_at=row.created_at,
-        started_at=row.started_at, finished_at=row.finished_at, progress_s=row.progress_s,
-        duration_s=row.duration_s, error=row.error, error_code=row.error_code,
-        attempts=row.attempts, minutes=minutes,
+        id=row.id,
+        filename=row.filename,
+        upload=row.upload,
+        diarize=bool(row.diarize),
+        language=row.language,
+        model=row.model,
+        status=row.status,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        progress_s=row.progress_s,
+        duration_s=row.duration_s,
+        error=row.error,
+        error_code=row.error_code,
+        attempts=row.attempts,
+        minutes=minutes,
     )

@@ -53,7 +53,8 @@ _PG_MIGRATION_LOCK = 0x67726566  # "gref": advisory lock serialising concurrent 
 _METADATA = sa.MetaData()
 
 meetings_table = sa.Table(
-    "greffier_meetings", _METADATA,
+    "greffier_meetings",
+    _METADATA,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("room", sa.String(256), nullable=False, index=True),
     sa.Column("title", sa.Text, nullable=False, default=""),
@@ -63,15 +64,23 @@ meetings_table = sa.Table(
     # Unix time of the last activity (a segment written, or a live captioner's heartbeat).
 )
 sa.Index(
-    "uq_greffier_meetings_live_room", meetings_table.c.room, unique=True,
+    "uq_greffier_meetings_live_room",
+    meetings_table.c.room,
+    unique=True,
     sqlite_where=meetings_table.c.ended_at.is_(None),
     postgresql_where=meetings_table.c.ended_at.is_(None),
 )
 
 segments_table = sa.Table(
-    "greffier_segments", _METADATA,
-    sa.Column("meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"),
-              nullable=False, index=True),
+    "greffier_segments",
+    _METADATA,
+    sa.Column(
+        "meeting_id",
+        sa.String(64),
+        sa.ForeignKey("greffier_meetings.id"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("id", sa.String(128), nullable=False),
     sa.Column("speaker_identity", sa.String(256), nullable=False),
     sa.Column("speaker_name", sa.Text, nullable=False),
@@ -122,8 +131,11 @@ def describe_error(e: BaseException) -> str:
     """An exception as it may be logged: its class and the database's error code, never its
     message (which can quote a row)."""
     orig = getattr(e, "orig", None)
-    code = (getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
-            or getattr(e, "code", None))
+    code = (
+        getattr(orig, "sqlstate", None)
+        or getattr(orig, "sqlite_errorname", None)
+        or getattr(e, "code", None)
+    )
     name = type(orig).__name__ if orig is not None else type(e).__name__
     return f"{type(e).__name__}({name}{', ' + str(code) if code else ''})"
 
@@ -132,16 +144,18 @@ def engine_for(url: str) -> sa.engine.Engine:
     """A SQLAlchemy engine for a store URL (``sqlite:///path`` or ``postgresql://...``) that
     never puts bound parameters into its errors."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True,
-                                                                       exist_ok=True)
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
-        engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True,
-                                  pool_size=10, max_overflow=20)
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, hide_parameters=True, pool_size=10, max_overflow=20
+        )
     except (sa.exc.ArgumentError, ImportError, TypeError) as e:
-        raise StoreError(f"unusable store URL ({type(e).__name__})",
-                         hint="use sqlite:///path or postgresql://user@host/db") from None
+        raise StoreError(
+            f"unusable store URL ({type(e).__name__})",
+            hint="use sqlite:///path or postgresql://user@host/db",
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -205,8 +219,7 @@ def upgrade_schema(engine: sa.engine.Engine) -> str:
         head = script.get_current_head()
         current = MigrationContext.configure(conn).get_current_revision()
         if current is None and sa.inspect(conn).has_table(meetings_table.name):
-            logger.info("adopting an unversioned transcript store (schema %s)",
-                        BASELINE_REVISION)
+            logger.info("adopting an unversioned transcript store (schema %s)", BASELINE_REVISION)
             command.stamp(cfg, BASELINE_REVISION)
             current = BASELINE_REVISION
         known = {rev.revision for rev in script.walk_revisions()}
@@ -215,7 +228,8 @@ def upgrade_schema(engine: sa.engine.Engine) -> str:
                 f"the transcript store has schema version {current!r}, which this greffier "
                 f"does not know (newest known: {head!r})",
                 hint="run a greffier at least as new as the one that wrote it, or point "
-                     "GREFFIER_STORE__URL to another database")
+                "GREFFIER_STORE__URL to another database",
+            )
         if current != head:
             logger.info("upgrading the transcript store schema from %s to %s", current, head)
             command.upgrade(cfg, "head")
@@ -236,9 +250,10 @@ class TranscriptStore:
             raise
         except sa.exc.SQLAlchemyError as e:
             self._engine.dispose()
-            raise StoreError(f"cannot open the transcript store: {_open_reason(e)}",
-                             hint="check GREFFIER_STORE__URL and that the database runs"
-                             ) from None
+            raise StoreError(
+                f"cannot open the transcript store: {_open_reason(e)}",
+                hint="check GREFFIER_STORE__URL and that the database runs",
+            ) from None
         self.meetings = meetings_table
         self.segments = segments_table
 
@@ -256,7 +271,11 @@ class TranscriptStore:
     # -- meetings ------------------------------------------------------------------------
 
     def open_meeting(
-        self, room: str, *, now: float | None = None, title: str = "",
+        self,
+        room: str,
+        *,
+        now: float | None = None,
+        title: str = "",
         stale_after_s: float | None = None,
     ) -> MeetingRecord:
         """The room's live meeting, continued, or a new one (atomic across processes: the
@@ -267,51 +286,78 @@ class TranscriptStore:
             at = now if now is not None else time.time()
             with self._errors("opening a meeting"), self._engine.begin() as conn:
                 row = conn.execute(
-                    sa.select(m).where(m.c.room == room, m.c.ended_at.is_(None))).first()
+                    sa.select(m).where(m.c.room == room, m.c.ended_at.is_(None))
+                ).first()
                 if row is not None:
                     live = _meeting(row)
                     last = max(live.active_at or live.started_at, live.started_at)
                     if stale_after_s is None or at - last <= stale_after_s:
                         return live
-                    conn.execute(m.update().where(m.c.id == live.id, m.c.ended_at.is_(None))
-                                 .values(ended_at=last))
+                    conn.execute(
+                        m.update()
+                        .where(m.c.id == live.id, m.c.ended_at.is_(None))
+                        .values(ended_at=last)
+                    )
                     logger.info("meeting %s closed: no activity for %.0f s", live.id, at - last)
-            meeting = MeetingRecord(id=uuid.uuid4().hex[:16], room=room, started_at=at,
-                                    title=title or room, active_at=at)
+            meeting = MeetingRecord(
+                id=uuid.uuid4().hex[:16],
+                room=room,
+                started_at=at,
+                title=title or room,
+                active_at=at,
+            )
             try:
                 with self._engine.begin() as conn:
-                    conn.execute(m.insert().values(
-                        id=meeting.id, room=room, title=meeting.title, started_at=at,
-                        ended_at=None, active_at=at))
+                    conn.execute(
+                        m.insert().values(
+                            id=meeting.id,
+                            room=room,
+                            title=meeting.title,
+                            started_at=at,
+                            ended_at=None,
+                            active_at=at,
+                        )
+                    )
                 return meeting
             except sa.exc.IntegrityError:
                 continue  # another writer opened the room's record first: take theirs
             except sa.exc.SQLAlchemyError as e:
                 raise _store_error("opening a meeting failed", e) from None
-        raise StoreError("opening a meeting failed: the live record kept changing",
-                         hint="another process opens and closes this room's record in a loop")
+        raise StoreError(
+            "opening a meeting failed: the live record kept changing",
+            hint="another process opens and closes this room's record in a loop",
+        )
 
     def end_meeting(self, meeting_id: str, *, now: float | None = None) -> None:
         with self._errors("ending a meeting"), self._engine.begin() as conn:
-            conn.execute(self.meetings.update().where(
-                self.meetings.c.id == meeting_id, self.meetings.c.ended_at.is_(None))
-                .values(ended_at=now or time.time()))
+            conn.execute(
+                self.meetings.update()
+                .where(self.meetings.c.id == meeting_id, self.meetings.c.ended_at.is_(None))
+                .values(ended_at=now or time.time())
+            )
 
     def touch(self, meeting_id: str, *, now: float | None = None) -> None:
         """Record activity on a live meeting (a captioner's heartbeat)."""
         with self._errors("recording activity"), self._engine.begin() as conn:
-            conn.execute(self.meetings.update().where(self.meetings.c.id == meeting_id)
-                         .values(active_at=now or time.time()))
+            conn.execute(
+                self.meetings.update()
+                .where(self.meetings.c.id == meeting_id)
+                .values(active_at=now or time.time())
+            )
 
     def meeting(self, meeting_id: str) -> MeetingRecord | None:
         with self._errors("reading a meeting"), self._engine.connect() as conn:
-            row = conn.execute(sa.select(self.meetings).where(
-                self.meetings.c.id == meeting_id)).first()
+            row = conn.execute(
+                sa.select(self.meetings).where(self.meetings.c.id == meeting_id)
+            ).first()
         return _meeting(row) if row is not None else None
 
     def list_meetings(self, room: str | None = None, limit: int = 100) -> list[MeetingRecord]:
-        query = sa.select(self.meetings).order_by(self.meetings.c.started_at.desc(),
-                                                  self.meetings.c.id).limit(limit)
+        query = (
+            sa.select(self.meetings)
+            .order_by(self.meetings.c.started_at.desc(), self.meetings.c.id)
+            .limit(limit)
+        )
         if room is not None:
             query = query.where(self.meetings.c.room == room)
         with self._errors("listing meetings"), self._engine.connect() as conn:
@@ -332,8 +378,9 @@ class TranscriptStore:
         with self._errors(f"writing {len(segments)} segment(s)"), self._engine.begin() as conn:
             for segment in segments:
                 conn.execute(self._upsert(_values(meeting_id, segment, now)))
-            conn.execute(self.meetings.update().where(self.meetings.c.id == meeting_id)
-                         .values(active_at=now))
+            conn.execute(
+                self.meetings.update().where(self.meetings.c.id == meeting_id).values(active_at=now)
+            )
 
     def _upsert(self, values: dict[str, Any]) -> Any:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -348,18 +395,22 @@ class TranscriptStore:
         tracks = {s.track_sid for s in segments}
         now = time.time()
         with self._errors("relabelling segments"), self._engine.begin() as conn:
-            conn.execute(self.segments.delete().where(
-                self.segments.c.meeting_id == meeting_id,
-                self.segments.c.track_sid.in_(tracks)))
+            conn.execute(
+                self.segments.delete().where(
+                    self.segments.c.meeting_id == meeting_id, self.segments.c.track_sid.in_(tracks)
+                )
+            )
             for s in segments:
                 conn.execute(self._upsert(_values(meeting_id, s, now)))
 
     def segments_of(self, meeting_id: str) -> list[TranscriptSegment]:
         """A meeting's final segments in time order."""
         with self._errors("reading segments"), self._engine.connect() as conn:
-            rows = conn.execute(sa.select(self.segments).where(
-                self.segments.c.meeting_id == meeting_id).order_by(
-                self.segments.c.start, self.segments.c.id))
+            rows = conn.execute(
+                sa.select(self.segments)
+                .where(self.segments.c.meeting_id == meeting_id)
+                .order_by(self.segments.c.start, self.segments.c.id)
+            )
             return [_segment(r) for r in rows]
 
     def close(self) -> None:
@@ -370,10 +421,13 @@ def _store_error(what: str, e: sa.exc.SQLAlchemyError) -> StoreError:
     """A StoreError for ``e`` (raised ``from None``: the library's message, which can quote a
     row, stays out of tracebacks); :class:`StoreDataError` when the data itself is refused."""
     if isinstance(e, sa.exc.DataError | sa.exc.IntegrityError):
-        return StoreDataError(f"{what}: {describe_error(e)}",
-                              hint="the database refuses these values; they are kept aside")
-    return StoreError(f"{what}: {describe_error(e)}",
-                      hint="check that the database runs and is writable")
+        return StoreDataError(
+            f"{what}: {describe_error(e)}",
+            hint="the database refuses these values; they are kept aside",
+        )
+    return StoreError(
+        f"{what}: {describe_error(e)}", hint="check that the database runs and is writable"
+    )
 
 
 def _open_reason(e: sa.exc.SQLAlchemyError) -> str:
@@ -398,23 +452,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
 
 def _values(meeting_id: str, segment: TranscriptSegment, now: float) -> dict[str, Any]:
     return {
-        "id": segment.segment_id, "meeting_id": meeting_id,
-        "speaker_identity": segment.speaker.identity, "speaker_name": segment.speaker.name,
-        "speaker_label": segment.speaker.label, "track_sid": segment.track_sid,
-        "start": segment.start, "end": segment.end, "language": segment.language,
-        "text": segment.text, "words": _dump_words(segment.words), "created_at": now,
+        "id": segment.segment_id,
+        "meeting_id": meeting_id,
+        "speaker_identity": segment.speaker.identity,
+        "speaker_name": segment.speaker.name,
+        "speaker_label": segment.speaker.label,
+        "track_sid": segment.track_sid,
+        "start": segment.start,
+        "end": segment.end,
+        "language": segment.language,
+        "text": segment.text,
+        "words": _dump_words(segment.words),
+        "created_at": now,
     }
 
 
 def _dump_words(words: Sequence[Word]) -> str:
-    return json.dumps([[round(w.start, 3), round(w.end, 3), w.text, round(w.probability, 3)]
-                       for w in words], ensure_ascii=False)
+    return json.dumps(
+        [[round(w.start, 3), round(w.end, 3), w.text, round(w.probability, 3)] for w in words],
+        ensure_ascii=False,
+    )
 
 
 def _meeting(row: Any) -> MeetingRecord:
     m = row._mapping
-    return MeetingRecord(m["id"], m["room"], m["started_at"], m["ended_at"], m["title"],
-                         m["active_at"])
+    return MeetingRecord(
+        m["id"], m["room"], m["started_at"], m["ended_at"], m["title"], m["active_at"]
+    )
 
 
 def _segment(row: Any) -> TranscriptSegment:
@@ -423,6 +487,10 @@ def _segment(row: Any) -> TranscriptSegment:
     return TranscriptSegment(
         segment_id=m["id"],
         speaker=Speaker(m["speaker_identity"], m["speaker_name"], m["speaker_label"]),
-        start=m["start"], end=m["end"], text=m["text"], language=m["language"],
-        words=words, track_sid=m["track_sid"],
+        start=m["start"],
+        end=m["end"],
+        text=m["text"],
+        language=m["language"],
+        words=words,
+        track_sid=m["track_sid"],
     )

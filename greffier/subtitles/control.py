@@ -41,14 +41,18 @@ def _mac(secret: str, action: str, room: str, expires: int) -> str:
 def signed_request(action: str, room: str, secret: str, *, now: float | None = None) -> bytes:
     """A control message for ``room`` signed with the LiveKit API secret."""
     expires = int((time.time() if now is None else now) + SIGNATURE_TTL_S)
-    body = {"action": action, "room": room, "expires": expires,
-            "signature": _mac(secret, action, room, expires)}
+    body = {
+        "action": action,
+        "room": room,
+        "expires": expires,
+        "signature": _mac(secret, action, room, expires),
+    }
     return json.dumps(body).encode()
 
 
-def parse_request(data: bytes, room: str, secret: str, *, now: float | None = None) -> (
-    ControlRequest | None
-):
+def parse_request(
+    data: bytes, room: str, secret: str, *, now: float | None = None
+) -> ControlRequest | None:
     """The request in ``data`` (``signed`` when its signature for ``room`` holds and has not
     expired), or None when it is malformed or names no known action."""
     try:

@@ -50,8 +50,11 @@ def safe_speaker(speaker: Speaker) -> Speaker:
     """The speaker with its name and label cleaned (:func:`~greffier.core.types.clean_name`;
     an empty name falls back to the identity)."""
     label = clean_name(speaker.label, "") if speaker.label else None
-    return Speaker(speaker.identity, clean_name(speaker.name, speaker.identity),
-                   None if label in (None, "?") else label)
+    return Speaker(
+        speaker.identity,
+        clean_name(speaker.name, speaker.identity),
+        None if label in (None, "?") else label,
+    )
 
 
 def _srt_line(text: str) -> str:
@@ -207,7 +210,9 @@ def to_json(minutes: Minutes) -> str:
             _JsonSegment(
                 id=s.segment_id,
                 speaker=_JsonSpeaker(
-                    identity=s.speaker.identity, name=s.speaker.name, label=s.speaker.label,
+                    identity=s.speaker.identity,
+                    name=s.speaker.name,
+                    label=s.speaker.label,
                     display=s.speaker.display,
                 ),
                 start=s.start,
@@ -215,8 +220,10 @@ def to_json(minutes: Minutes) -> str:
                 language=s.language,
                 text=s.text,
                 track_sid=s.track_sid,
-                words=[_JsonWord(start=w.start, end=w.end, text=w.text,
-                                 probability=w.probability) for w in s.words],
+                words=[
+                    _JsonWord(start=w.start, end=w.end, text=w.text, probability=w.probability)
+                    for w in s.words
+                ],
             )
             for s in minutes.segments
         ],

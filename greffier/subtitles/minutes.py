@@ -47,9 +47,7 @@ def assemble_minutes(
     turns: Iterable[SpeakerTurn] | None = None,
 ) -> Minutes:
     """Minutes from final segments: sorted by start, empty ones dropped, nothing merged."""
-    kept = tuple(
-        sorted((s for s in segments if s.text.strip()), key=lambda s: (s.start, s.end))
-    )
+    kept = tuple(sorted((s for s in segments if s.text.strip()), key=lambda s: (s.start, s.end)))
     kept_turns = tuple(sorted(turns or (), key=lambda t: (t.start, t.end)))
     ends = [s.end for s in kept] + [t.end for t in kept_turns]
     return Minutes(

@@ -31,9 +31,14 @@ from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
 
 logger = get_logger("service.captions")
 
-router = APIRouter(prefix="/api/rooms/{room}/captions", tags=["captions"], responses={
-    **AUTH_RESPONSES, 503: {"model": ErrorOut, "description": "LiveKit or the store is down"},
-})
+router = APIRouter(
+    prefix="/api/rooms/{room}/captions",
+    tags=["captions"],
+    responses={
+        **AUTH_RESPONSES,
+        503: {"model": ErrorOut, "description": "LiveKit or the store is down"},
+    },
+)
 
 State = Annotated[ServiceState, Depends(get_state)]
 Room = Annotated[str, Path(min_length=1, max_length=256)]
@@ -53,12 +58,12 @@ async def livekit_api(lk: LiveKitSettings) -> AsyncIterator[Any]:
         yield client
     except api.TwirpError as e:
         logger.warning("LiveKit server API error: %s", e.code)
-        raise HTTPException(503, detail=f"the LiveKit server refused the request ({e.code})") \
-            from e
+        raise HTTPException(503, detail=f"the LiveKit server refused the request ({e.code})") from e
     except (OSError, TimeoutError, aiohttp.ClientError) as e:
         logger.warning("LiveKit server unreachable: %s", type(e).__name__)
-        raise HTTPException(503, detail="the LiveKit server cannot be reached "
-                            "(check GREFFIER_LIVEKIT__URL)") from e
+        raise HTTPException(
+            503, detail="the LiveKit server cannot be reached (check GREFFIER_LIVEKIT__URL)"
+        ) from e
     finally:
         await client.aclose()
 
@@ -73,8 +78,9 @@ async def captioners(client: Any, room: str) -> list[Any]:
         if e.code == api.TwirpErrorCode.NOT_FOUND:
             return []
         raise
-    return [p for p in resp.participants
-            if dict(p.attributes).get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE]
+    return [
+        p for p in resp.participants if dict(p.attributes).get(AGENT_ROLE_ATTRIBUTE) == AGENT_ROLE
+    ]
 
 
 def _meeting_of(state: ServiceState, room: str) -> tuple[str | None, bool, list[str]]:
@@ -99,8 +105,14 @@ async def status_of(state: ServiceState, client: Any, room: str) -> CaptionStatu
     if present:
         joined = min(p.joined_at for p in present)
         since = local_time(float(joined)) if joined else None
-    return CaptionStatus(room=room, captioning=bool(present), since=since,
-                         meeting_id=meeting_id, live=live, speakers=speakers)
+    return CaptionStatus(
+        room=room,
+        captioning=bool(present),
+        since=since,
+        meeting_id=meeting_id,
+        live=live,
+        speakers=speakers,
+    )
 
 
 @router.get("", response_model=CaptionStatus)
@@ -110,9 +122,12 @@ async def caption_status(room: Room, caller: RoomMember, state: State) -> Captio
         return await status_of(state, client, room)
 
 
-@router.post("", response_model=CaptionStatus, status_code=202,
-             responses={200: {"model": CaptionStatus,
-                              "description": "a captioner is already in the room"}})
+@router.post(
+    "",
+    response_model=CaptionStatus,
+    status_code=202,
+    responses={200: {"model": CaptionStatus, "description": "a captioner is already in the room"}},
+)
 async def start_captions(
     room: Room, caller: Operator, state: State, response: Response
 ) -> CaptionStatus:
@@ -124,8 +139,9 @@ async def start_captions(
         if await captioners(client, room):
             response.status_code = 200
         else:
-            await client.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
-                agent_name=state.settings.agent.name, room=room))
+            await client.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=state.settings.agent.name, room=room)
+            )
             logger.info("captioner dispatched")
         return await status_of(state, client, room)
 
@@ -148,15 +164,20 @@ async def stop_captions(room: Room, caller: Operator, state: State) -> CaptionSt
     async with livekit_api(lk) as client:
         present = await captioners(client, room)
         if present:
-            await client.room.send_data(api.SendDataRequest(
-                room=room, data=signed_request("stop", room, lk.api_secret.get_secret_value()),
-                kind=api.DataPacket.Kind.RELIABLE, topic=CONTROL_TOPIC,
-                destination_identities=[p.identity for p in present],
-            ))
+            await client.room.send_data(
+                api.SendDataRequest(
+                    room=room,
+                    data=signed_request("stop", room, lk.api_secret.get_secret_value()),
+                    kind=api.DataPacket.Kind.RELIABLE,
+                    topic=CONTROL_TOPIC,
+                    destination_identities=[p.identity for p in present],
+                )
+            )
             if not await _wait_gone(client, room, time.monotonic() + STOP_WAIT_S):
                 logger.warning("the captioner did not leave in %.0f s: removing it", STOP_WAIT_S)
                 for p in await captioners(client, room):
                     await client.room.remove_participant(
-                        api.RoomParticipantIdentity(room=room, identity=p.identity))
+                        api.RoomParticipantIdentity(room=room, identity=p.identity)
+                    )
                 await _wait_gone(client, room, time.monotonic() + STOP_WAIT_S)
         return await status_of(state, client, room)

@@ -34,7 +34,10 @@ def ready(request: Request) -> JSONResponse:
         return JSONResponse(UNAVAILABLE.model_dump(), status_code=503)
     except Exception as e:  # noqa: BLE001 - a database driver error of any kind
         # The type only: a driver's message may quote bound parameters.
-        logger.warning("not ready: the store query failed (%s); check GREFFIER_STORE__URL "
-                       "and that the database runs", type(e).__name__)
+        logger.warning(
+            "not ready: the store query failed (%s); check GREFFIER_STORE__URL "
+            "and that the database runs",
+            type(e).__name__,
+        )
         return JSONResponse(UNAVAILABLE.model_dump(), status_code=503)
     return JSONResponse(Readiness(status="ready", store="ok").model_dump())

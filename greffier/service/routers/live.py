@@ -43,8 +43,11 @@ async def live_script() -> FileResponse:
     return FileResponse(STATIC_DIR / "live.js", media_type="text/javascript", headers=NO_CACHE)
 
 
-@router.get("/static/livekit-client.js", response_class=FileResponse,
-            responses={503: {"description": "the bundle has not been fetched"}})
+@router.get(
+    "/static/livekit-client.js",
+    response_class=FileResponse,
+    responses={503: {"description": "the bundle has not been fetched"}},
+)
 async def livekit_client(state: State) -> Response:
     """The livekit-client browser bundle, fetched by ``scripts/fetch-web-deps``."""
     bundle = state.livekit_bundle()
@@ -74,8 +77,13 @@ def viewer_token(
     identity = f"viewer-{uuid.uuid4().hex[:12]}"
     lk = state.settings.livekit
     grants = api.VideoGrants(
-        room_join=True, room=room, can_subscribe=False, can_publish=False,
-        can_publish_data=False, can_update_own_metadata=False, hidden=True,
+        room_join=True,
+        room=room,
+        can_subscribe=False,
+        can_publish=False,
+        can_publish_data=False,
+        can_update_own_metadata=False,
+        hidden=True,
     )
     token = (
         api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())

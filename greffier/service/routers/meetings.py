@@ -53,7 +53,9 @@ def rules_of(profile: str) -> CueRules:
 
 def _summary(m: MeetingRecord, state: ServiceState) -> MeetingSummary:
     return MeetingSummary(
-        id=m.id, room=m.room, title=m.title or m.room,
+        id=m.id,
+        room=m.room,
+        title=m.title or m.room,
         started_at=local_time(m.started_at),
         ended_at=local_time(m.ended_at) if m.ended_at is not None else None,
         live=m.live,
@@ -63,15 +65,21 @@ def _summary(m: MeetingRecord, state: ServiceState) -> MeetingSummary:
 def _segment(s: TranscriptSegment) -> SegmentOut:
     return SegmentOut(
         id=s.segment_id,
-        speaker=SpeakerOut(identity=s.speaker.identity, name=s.speaker.name,
-                           label=s.speaker.label, display=s.speaker.display),
-        start=s.start, end=s.end, language=s.language, text=s.text, track_sid=s.track_sid,
+        speaker=SpeakerOut(
+            identity=s.speaker.identity,
+            name=s.speaker.name,
+            label=s.speaker.label,
+            display=s.speaker.display,
+        ),
+        start=s.start,
+        end=s.end,
+        language=s.language,
+        text=s.text,
+        track_sid=s.track_sid,
     )
 
 
-def _load(store: TranscriptStore, meeting_id: str, caller: Caller) -> tuple[
-    MeetingRecord, Minutes
-]:
+def _load(store: TranscriptStore, meeting_id: str, caller: Caller) -> tuple[MeetingRecord, Minutes]:
     meeting = store.meeting(meeting_id)
     if meeting is None:
         raise HTTPException(404, detail="no such meeting")
@@ -119,8 +127,13 @@ def meeting_detail(
     )
 
 
-@router.get("/{meeting_id}/minutes.{fmt}", responses={404: {"model": ErrorOut}, 200: {
-    "content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}}})
+@router.get(
+    "/{meeting_id}/minutes.{fmt}",
+    responses={
+        404: {"model": ErrorOut},
+        200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
+    },
+)
 def meeting_minutes(
     meeting_id: str,
     fmt: str,

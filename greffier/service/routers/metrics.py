@@ -13,8 +13,11 @@ from greffier.service.auth import Operator
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+)
 def prometheus_metrics(caller: Operator) -> Response:
     """The process's metrics in Prometheus' text format (families in
     ``greffier.core.metrics``): HTTP requests by route template and status, store errors."""

@@ -55,37 +55,62 @@ from greffier.subtitles.minutes import Minutes
 
 logger = get_logger("service.openai")
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_operator)],
-                   responses=AUTH_RESPONSES)
+router = APIRouter(
+    prefix="/v1",
+    tags=["openai"],
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+)
 
 State = Annotated[ServiceState, Depends(get_state)]
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
-OPENAI_MODELS = frozenset({
-    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize",
-    "gpt-4o-mini-transcribe-2025-03-20", "gpt-4o-transcribe-latest",
-})
+OPENAI_MODELS = frozenset(
+    {
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-transcribe-diarize",
+        "gpt-4o-mini-transcribe-2025-03-20",
+        "gpt-4o-transcribe-latest",
+    }
+)
 """OpenAI model names, all served by the configured model (``asr.model``)."""
 
 FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["file"],
     "properties": {
-        "file": {"type": "string", "format": "binary",
-                 "description": "the recording (any format FFmpeg reads)"},
-        "model": {"type": "string", "default": "whisper-1", "maxLength": 128,
-                  "description": "whisper-1 (or another OpenAI name): the configured model; "
-                  "or a Whisper model greffier ships (" + ", ".join(SHIPPED_MODELS) + ")"},
-        "language": {"type": "string", "maxLength": 32,
-                     "description": "a Whisper language (fr, en...); detected when absent"},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "the recording (any format FFmpeg reads)",
+        },
+        "model": {
+            "type": "string",
+            "default": "whisper-1",
+            "maxLength": 128,
+            "description": "whisper-1 (or another OpenAI name): the configured model; "
+            "or a Whisper model greffier ships (" + ", ".join(SHIPPED_MODELS) + ")",
+        },
+        "language": {
+            "type": "string",
+            "maxLength": 32,
+            "description": "a Whisper language (fr, en...); detected when absent",
+        },
         "prompt": {"type": "string", "description": "accepted, not used"},
-        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS),
-                            "default": "json"},
-        "timestamp_granularities[]": {"type": "array",
-                                      "items": {"type": "string", "enum": list(GRANULARITIES)}},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 1,
-                        "description": "accepted, not used"},
+        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(GRANULARITIES)},
+        },
+        "temperature": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "accepted, not used",
+        },
     },
 }
 
@@ -146,10 +171,17 @@ class OpenAIError(BaseModel):
     error: _ErrorBody
 
 
-def _error(status: int, message: str, *, param: str | None = None, code: str | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     kind = {401: "authentication_error", 429: "rate_limit_exceeded"}.get(
-        status, "invalid_request_error" if status < 500 else "server_error")
+        status, "invalid_request_error" if status < 500 else "server_error"
+    )
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -181,28 +213,38 @@ def _parse(form: FormData, default_model: str) -> dict[str, Any]:
     """The request's options, or _Invalid saying which field is wrong."""
     fmt = (_text_field(form, "response_format") or "json").strip()
     if fmt not in RESPONSE_FORMATS:
-        raise _Invalid(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}",
-                       "response_format")
+        raise _Invalid(
+            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", "response_format"
+        )
     granularities: list[str] = []
     for key in ("timestamp_granularities[]", "timestamp_granularities"):
         for value in form.getlist(key):
             if not isinstance(value, str) or value.strip() not in GRANULARITIES:
-                raise _Invalid("timestamp_granularities[] takes word and/or segment",
-                               "timestamp_granularities[]")
+                raise _Invalid(
+                    "timestamp_granularities[] takes word and/or segment",
+                    "timestamp_granularities[]",
+                )
             granularities.append(value.strip())
     requested = _text_field(form, "model") or "whisper-1"
     model = resolve_model(requested, default_model)
     if model is None:
-        raise _Invalid(f"unknown model; use whisper-1 or one of: {', '.join(SHIPPED_MODELS)}",
-                       "model", "model_not_found")
+        raise _Invalid(
+            f"unknown model; use whisper-1 or one of: {', '.join(SHIPPED_MODELS)}",
+            "model",
+            "model_not_found",
+        )
     given = _text_field(form, "language")
     language = whisper_language(given)
     if language is None:
-        raise _Invalid("language is not one Whisper knows (give an ISO-639-1 code such as fr "
-                       "or en)", "language", "unsupported_language")
+        raise _Invalid(
+            "language is not one Whisper knows (give an ISO-639-1 code such as fr or en)",
+            "language",
+            "unsupported_language",
+        )
     if (_text_field(form, "stream") or "false").strip().lower() in ("true", "1"):
-        raise _Invalid("streaming is not supported; ask without stream", "stream",
-                       "unsupported_value")
+        raise _Invalid(
+            "streaming is not supported; ask without stream", "stream", "unsupported_value"
+        )
     temperature = _text_field(form, "temperature")
     if temperature is not None:
         try:
@@ -211,24 +253,45 @@ def _parse(form: FormData, default_model: str) -> dict[str, Any]:
             t = math.nan
         if not 0.0 <= t <= 1.0:
             raise _Invalid("temperature must be a number between 0 and 1", "temperature")
-    return {"format": fmt, "granularities": set(granularities), "model": model,
-            "language": language}
+    return {
+        "format": fmt,
+        "granularities": set(granularities),
+        "model": model,
+        "language": language,
+    }
 
 
-@router.post("/audio/transcriptions", response_model=TranscriptionOut, responses={
-    200: {"content": {"text/plain": {}, "application/x-subrip": {}, "text/vtt": {}},
-          "description": "the transcript, in ``response_format``"},
-    400: {"model": OpenAIError, "description": "an invalid field, or a file that is no audio "
-          "greffier can decode (or longer than the duration limit)"},
-    413: {"model": OpenAIError, "description": "the upload is too large"},
-    429: {"model": OpenAIError, "description": "the queue is full; retry later"},
-    500: {"model": OpenAIError, "description": "the transcription failed"},
-    503: {"model": OpenAIError, "description": "too many uploads are being received, or the "
-          "service is stopping"},
-    504: {"model": OpenAIError, "description": "the transcription ran past its timeout"},
-}, openapi_extra={"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": FORM_SCHEMA},
-}}})
+@router.post(
+    "/audio/transcriptions",
+    response_model=TranscriptionOut,
+    responses={
+        200: {
+            "content": {"text/plain": {}, "application/x-subrip": {}, "text/vtt": {}},
+            "description": "the transcript, in ``response_format``",
+        },
+        400: {
+            "model": OpenAIError,
+            "description": "an invalid field, or a file that is no audio "
+            "greffier can decode (or longer than the duration limit)",
+        },
+        413: {"model": OpenAIError, "description": "the upload is too large"},
+        429: {"model": OpenAIError, "description": "the queue is full; retry later"},
+        500: {"model": OpenAIError, "description": "the transcription failed"},
+        503: {
+            "model": OpenAIError,
+            "description": "too many uploads are being received, or the service is stopping",
+        },
+        504: {"model": OpenAIError, "description": "the transcription ran past its timeout"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": FORM_SCHEMA},
+            },
+        }
+    },
+)
 async def create_transcription(request: Request, state: State) -> Response:
     """Transcribe a recording and answer with its transcript (OpenAI's audio API)."""
     queue = configured_jobs(state)
@@ -254,16 +317,26 @@ async def create_transcription(request: Request, state: State) -> Response:
 async def _receive(form: FormData, state: ServiceState) -> tuple[Job, dict[str, Any]]:
     file = form.get("file")
     if not isinstance(file, UploadFile):
-        raise _Invalid("file is required: a multipart file field named file", "file",
-                       "missing_required_parameter")
+        raise _Invalid(
+            "file is required: a multipart file field named file",
+            "file",
+            "missing_required_parameter",
+        )
     options = _parse(form, state.settings.asr.model)
     job_id = new_job_id()
     name = client_name(file)
     dest = state.upload_dir / job_id / stored_name(name)
     await keep_upload(file, dest, state.max_upload_bytes)
-    job = Job(id=job_id, filename=name, path=dest, created_at=time.time(),
-              diarize=options["format"] == "diarized_json", language=options["language"],
-              model=options["model"], stored=False)
+    job = Job(
+        id=job_id,
+        filename=name,
+        path=dest,
+        created_at=time.time(),
+        diarize=options["format"] == "diarized_json",
+        language=options["language"],
+        model=options["model"],
+        stored=False,
+    )
     return job, options
 
 
@@ -320,8 +393,10 @@ def _answer(job: Job, options: dict[str, Any]) -> Response:
     if fmt == "text":
         return PlainTextResponse(text + "\n")
     if fmt == "srt":
-        return Response(to_srt(_cues(minutes), speaker_names=False),
-                        media_type="application/x-subrip; charset=utf-8")
+        return Response(
+            to_srt(_cues(minutes), speaker_names=False),
+            media_type="application/x-subrip; charset=utf-8",
+        )
     if fmt == "vtt":
         return Response(_vtt(_cues(minutes)), media_type="text/vtt; charset=utf-8")
     usage = _Usage(seconds=math.ceil(duration))
@@ -330,13 +405,22 @@ def _answer(job: Job, options: dict[str, Any]) -> Response:
     elif fmt == "verbose_json":
         language = minutes.segments[0].language if minutes.segments else options["language"]
         out = TranscriptionOut(
-            task="transcribe", language=language_name(language) if language != "auto" else "",
-            duration=duration, text=text, segments=_segments(minutes.segments),
+            task="transcribe",
+            language=language_name(language) if language != "auto" else "",
+            duration=duration,
+            text=text,
+            segments=_segments(minutes.segments),
             words=_words(minutes.segments) if "word" in options["granularities"] else None,
-            usage=usage)
+            usage=usage,
+        )
     else:
-        out = TranscriptionOut(task="transcribe", duration=duration, text=text,
-                               segments=_diarized(minutes.segments), usage=usage)
+        out = TranscriptionOut(
+            task="transcribe",
+            duration=duration,
+            text=text,
+            segments=_diarized(minutes.segments),
+            usage=usage,
+        )
     return JSONResponse(out.model_dump(exclude_none=True))
 
 
@@ -353,8 +437,11 @@ def _vtt(cues: list[Cue]) -> str:
     """WebVTT as OpenAI writes it: timings and text, no voice spans."""
     blocks = ["WEBVTT\n"]
     for cue in cues:
-        lines = [ln.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                 .replace("-->", "->") for ln in cue.lines if ln.strip()]
+        lines = [
+            ln.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("-->", "->")
+            for ln in cue.lines
+            if ln.strip()
+        ]
         blocks.append(f"{_clock(cue.start)} --> {_clock(cue.end)}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
@@ -366,15 +453,26 @@ def _segments(segments: tuple[TranscriptSegment, ...]) -> list[_Segment]:
     for i, s in enumerate(segments):
         probs = [w.probability for w in s.words if w.probability > 0]
         logprob = sum(math.log(p) for p in probs) / len(probs) if probs else 0.0
-        out.append(_Segment(id=i, start=round(s.start, 3), end=round(s.end, 3),
-                            text=" " + s.text.strip(), avg_logprob=round(logprob, 4),
-                            compression_ratio=round(compression_ratio(s.text), 4)))
+        out.append(
+            _Segment(
+                id=i,
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=" " + s.text.strip(),
+                avg_logprob=round(logprob, 4),
+                compression_ratio=round(compression_ratio(s.text), 4),
+            )
+        )
     return out
 
 
 def _words(segments: tuple[TranscriptSegment, ...]) -> list[_Word]:
-    return [_Word(word=w.text.strip(), start=round(w.start, 3), end=round(w.end, 3))
-            for s in segments for w in s.words if w.text.strip()]
+    return [
+        _Word(word=w.text.strip(), start=round(w.start, 3), end=round(w.end, 3))
+        for s in segments
+        for w in s.words
+        if w.text.strip()
+    ]
 
 
 def _diarized(segments: tuple[TranscriptSegment, ...]) -> list[_DiarizedSegment]:
@@ -386,7 +484,13 @@ def _diarized(segments: tuple[TranscriptSegment, ...]) -> list[_DiarizedSegment]
         if key not in letters:
             n = len(letters)
             letters[key] = chr(ord("A") + n) if n < 26 else f"S{n + 1}"
-        out.append(_DiarizedSegment(id=f"seg_{i}", start=round(s.start, 3),
-                                    end=round(s.end, 3), text=s.text.strip(),
-                                    speaker=letters[key]))
+        out.append(
+            _DiarizedSegment(
+                id=f"seg_{i}",
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=s.text.strip(),
+                speaker=letters[key],
+            )
+        )
     return out

@@ -48,21 +48,41 @@ async def _open_jobs_at_start(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(prefix="/api/transcriptions", tags=["transcriptions"],
-                   dependencies=[Depends(require_operator)], responses=AUTH_RESPONSES,
-                   lifespan=_open_jobs_at_start)
+router = APIRouter(
+    prefix="/api/transcriptions",
+    tags=["transcriptions"],
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+    lifespan=_open_jobs_at_start,
+)
 
 State = Annotated[ServiceState, Depends(get_state)]
 
 REFUSED_TYPE_PREFIXES = ("text/", "image/", "font/", "model/", "message/", "multipart/")
-REFUSED_TYPES = frozenset({
-    "application/json", "application/ld+json", "application/xml", "application/xhtml+xml",
-    "application/pdf", "application/javascript", "application/ecmascript", "application/zip",
-    "application/gzip", "application/x-gzip", "application/x-tar", "application/x-7z-compressed",
-    "application/x-rar-compressed", "application/vnd.rar", "application/msword",
-    "application/rtf", "application/x-www-form-urlencoded", "application/x-sh",
-    "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
-})
+REFUSED_TYPES = frozenset(
+    {
+        "application/json",
+        "application/ld+json",
+        "application/xml",
+        "application/xhtml+xml",
+        "application/pdf",
+        "application/javascript",
+        "application/ecmascript",
+        "application/zip",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-tar",
+        "application/x-7z-compressed",
+        "application/x-rar-compressed",
+        "application/vnd.rar",
+        "application/msword",
+        "application/rtf",
+        "application/x-www-form-urlencoded",
+        "application/x-sh",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+    }
+)
 """Content types that are certainly no recording (415 at once). Anything else, a missing or
 ``application/octet-stream`` type included, goes to FFmpeg, whose verdict is final."""
 
@@ -70,11 +90,18 @@ FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["file"],
     "properties": {
-        "file": {"type": "string", "format": "binary",
-                 "description": "a recording FFmpeg can read"},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "a recording FFmpeg can read",
+        },
         "diarize": {"type": "boolean", "default": False, "description": "tell speakers apart"},
-        "language": {"type": "string", "default": "auto", "maxLength": 32,
-                     "description": "auto, or a Whisper language (fr, en, fr-CA, french...)"},
+        "language": {
+            "type": "string",
+            "default": "auto",
+            "maxLength": 32,
+            "description": "auto, or a Whisper language (fr, en, fr-CA, french...)",
+        },
     },
 }
 """The form, as the OpenAPI schema shows it (the route reads the body itself, after taking
@@ -88,13 +115,19 @@ def _refused(content_type: str | None) -> bool:
     return kind.startswith(REFUSED_TYPE_PREFIXES) or kind in REFUSED_TYPES
 
 
-def _invalid(field: str, message: str, value: object = None, kind: str = "value_error") -> (
-    RequestValidationError
-):
-    return RequestValidationError([{
-        "type": kind, "loc": ("body", field), "msg": message,
-        "input": value if isinstance(value, str | None) else str(value),
-    }])
+def _invalid(
+    field: str, message: str, value: object = None, kind: str = "value_error"
+) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "type": kind,
+                "loc": ("body", field),
+                "msg": message,
+                "input": value if isinstance(value, str | None) else str(value),
+            }
+        ]
+    )
 
 
 def _bool(field: str, value: str | None) -> bool:
@@ -111,27 +144,48 @@ def _out(job: Job, position: int | None) -> JobOut:
         return local_time(t) if t is not None else None
 
     return JobOut(
-        id=job.id, status=job.status,  # type: ignore[arg-type]
-        filename=job.filename, diarize=job.diarize, language=job.language,
-        created_at=local_time(job.created_at), started_at=when(job.started_at),
-        finished_at=when(job.finished_at), queue_position=position,
-        progress_s=job.progress_s, duration_s=job.duration_s, error=job.error,
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        filename=job.filename,
+        diarize=job.diarize,
+        language=job.language,
+        created_at=local_time(job.created_at),
+        started_at=when(job.started_at),
+        finished_at=when(job.finished_at),
+        queue_position=position,
+        progress_s=job.progress_s,
+        duration_s=job.duration_s,
+        error=job.error,
         result={fmt: f"/api/transcriptions/{job.id}/result.{fmt}" for fmt in FORMATS}
-        if job.status == DONE else {},
+        if job.status == DONE
+        else {},
     )
 
 
-@router.post("", status_code=202, response_model=JobOut, responses={
-    400: {"model": ErrorOut, "description": "a malformed form"},
-    413: {"model": ErrorOut, "description": "the upload is too large"},
-    415: {"model": ErrorOut, "description": "the upload is certainly no audio or video"},
-    422: {"description": "a field is missing or invalid (an unknown language)"},
-    429: {"model": ErrorOut, "description": "the queue is full; retry later"},
-    503: {"model": ErrorOut,
-          "description": "too many uploads are being received, or the store is down"},
-}, openapi_extra={"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": FORM_SCHEMA},
-}}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        400: {"model": ErrorOut, "description": "a malformed form"},
+        413: {"model": ErrorOut, "description": "the upload is too large"},
+        415: {"model": ErrorOut, "description": "the upload is certainly no audio or video"},
+        422: {"description": "a field is missing or invalid (an unknown language)"},
+        429: {"model": ErrorOut, "description": "the queue is full; retry later"},
+        503: {
+            "model": ErrorOut,
+            "description": "too many uploads are being received, or the store is down",
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": FORM_SCHEMA},
+            },
+        }
+    },
+)
 async def create_transcription(request: Request, state: State, response: Response) -> JobOut:
     """Queue the transcription of a recording (multipart: ``file``, ``diarize``,
     ``language``); poll ``GET /api/transcriptions/{id}``. At most
@@ -156,17 +210,27 @@ async def _queue_upload(form: Any, state: ServiceState, response: Response) -> J
     given = form.get("language")
     language = whisper_language(given if isinstance(given, str) else None)
     if language is None:
-        raise _invalid("language", "not a language Whisper knows; give auto or a code such as "
-                       "fr or en", given)
+        raise _invalid(
+            "language", "not a language Whisper knows; give auto or a code such as fr or en", given
+        )
     if _refused(file.content_type):
-        raise HTTPException(415, detail=f"{file.content_type} is not audio or video; upload a "
-                            "recording (any format FFmpeg reads)")
+        raise HTTPException(
+            415,
+            detail=f"{file.content_type} is not audio or video; upload a "
+            "recording (any format FFmpeg reads)",
+        )
     job_id = new_job_id()
     name = client_name(file)
     dest = state.upload_dir / job_id / stored_name(name)
     await keep_upload(file, dest, state.max_upload_bytes)
-    job = Job(id=job_id, filename=name, path=dest, diarize=diarize, language=language,
-              created_at=time.time())
+    job = Job(
+        id=job_id,
+        filename=name,
+        path=dest,
+        diarize=diarize,
+        language=language,
+        created_at=time.time(),
+    )
     try:
         await run_in_threadpool(state.jobs.submit, job)
     except QueueFullError as e:
@@ -195,18 +259,26 @@ def _job(state: ServiceState, job_id: str) -> tuple[Job, int | None]:
     return found
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={
-    404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
 def transcription_status(job_id: str, state: State) -> JobOut:
     """Where a job stands: queued, running, done (with result links) or failed (with why)."""
     return _out(*_job(state, job_id))
 
 
-@router.get("/{job_id}/result.{fmt}", responses={
-    200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
-    404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-    422: {"model": ErrorOut, "description": "an unknown caption profile"},
-    503: {"model": ErrorOut}})
+@router.get(
+    "/{job_id}/result.{fmt}",
+    responses={
+        200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut},
+        422: {"model": ErrorOut, "description": "an unknown caption profile"},
+        503: {"model": ErrorOut},
+    },
+)
 def transcription_result(
     job_id: str,
     fmt: str,
@@ -220,8 +292,10 @@ def transcription_result(
     if job.status == FAILED:
         raise HTTPException(409, detail=f"the job failed: {job.error}")
     if job.status != DONE or job.minutes is None:
-        raise HTTPException(409, detail=f"the job is {job.status}; poll "
-                            f"/api/transcriptions/{job_id} until it is done")
+        raise HTTPException(
+            409,
+            detail=f"the job is {job.status}; poll /api/transcriptions/{job_id} until it is done",
+        )
     stem = safe_name(Path(job.filename).stem, "recording")[:96]
     response = download(job.minutes, fmt, rules, stem)
     response.headers["Cache-Control"] = "no-store"

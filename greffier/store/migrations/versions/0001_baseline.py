@@ -30,8 +30,9 @@ def upgrade() -> None:
     op.create_table(
         "greffier_segments",
         sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column("meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"),
-                  nullable=False),
+        sa.Column(
+            "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
+        ),
         sa.Column("speaker_identity", sa.String(256), nullable=False),
         sa.Column("speaker_name", sa.Text, nullable=False),
         sa.Column("speaker_label", sa.String(64), nullable=True),

@@ -23,8 +23,10 @@ down_revision = "0001_baseline"
 branch_labels = None
 depends_on = None
 
-_SEGMENT_COLUMNS = ("meeting_id, id, speaker_identity, speaker_name, speaker_label, track_sid, "
-                    '"start", "end", language, text, words, created_at')
+_SEGMENT_COLUMNS = (
+    "meeting_id, id, speaker_identity, speaker_name, speaker_label, track_sid, "
+    '"start", "end", language, text, words, created_at'
+)
 
 
 def upgrade() -> None:
@@ -40,14 +42,19 @@ def upgrade() -> None:
         "(newer.started_at = greffier_meetings.started_at AND newer.id > greffier_meetings.id)))"
     )
     op.create_index(
-        "uq_greffier_meetings_live_room", "greffier_meetings", ["room"], unique=True,
-        sqlite_where=sa.text("ended_at IS NULL"), postgresql_where=sa.text("ended_at IS NULL"),
+        "uq_greffier_meetings_live_room",
+        "greffier_meetings",
+        ["room"],
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
     )
 
     op.create_table(
         "greffier_segments_v2",
-        sa.Column("meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"),
-                  nullable=False),
+        sa.Column(
+            "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
+        ),
         sa.Column("id", sa.String(128), nullable=False),
         sa.Column("speaker_identity", sa.String(256), nullable=False),
         sa.Column("speaker_name", sa.Text, nullable=False),
@@ -61,8 +68,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("meeting_id", "id", name="pk_greffier_segments"),
     )
-    op.execute(f"INSERT INTO greffier_segments_v2 ({_SEGMENT_COLUMNS}) "
-               f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments")
+    op.execute(
+        f"INSERT INTO greffier_segments_v2 ({_SEGMENT_COLUMNS}) "
+        f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments"
+    )
     op.drop_index("ix_greffier_segments_meeting_id", table_name="greffier_segments")
     op.drop_table("greffier_segments")
     op.rename_table("greffier_segments_v2", "greffier_segments")
@@ -97,8 +106,9 @@ def downgrade() -> None:
     op.create_table(
         "greffier_segments_v1",
         sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column("meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"),
-                  nullable=False),
+        sa.Column(
+            "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
+        ),
         sa.Column("speaker_identity", sa.String(256), nullable=False),
         sa.Column("speaker_name", sa.Text, nullable=False),
         sa.Column("speaker_label", sa.String(64), nullable=True),
@@ -110,8 +120,10 @@ def downgrade() -> None:
         sa.Column("words", sa.Text, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
     )
-    op.execute(f"INSERT INTO greffier_segments_v1 ({_SEGMENT_COLUMNS}) "
-               f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments")
+    op.execute(
+        f"INSERT INTO greffier_segments_v1 ({_SEGMENT_COLUMNS}) "
+        f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments"
+    )
     op.drop_index("ix_greffier_segments_meeting_id", table_name="greffier_segments")
     op.drop_table("greffier_segments")
     op.rename_table("greffier_segments_v1", "greffier_segments")
