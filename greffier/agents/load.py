@@ -31,9 +31,14 @@ def default_capacity(device: str) -> int:
 def worker_load(active_streams: int, capacity: int, queue_wait_s: float, lag_s: float) -> float:
     """Load in [0, 1]: the largest of the share of ``capacity`` the speaking streams use, the
     queue wait against :data:`QUEUE_WAIT_BUDGET_S` and the caption lag against
-    :data:`LAG_BUDGET_S` (any one of them full makes the worker full)."""
+    :data:`LAG_BUDGET_S` (any one of them full makes the worker full). With no stream speaking
+    the engine is idle: the load is 0, whatever the lag of the last minutes (LiveKit's
+    dispatcher sends nothing to a worker at load 1, so an idle worker reporting its past lag
+    would keep rooms waiting)."""
     if capacity < 1:
         raise ValueError(f"capacity must be at least 1 stream, not {capacity}")
+    if active_streams <= 0:
+        return 0.0
     load = max(
         active_streams / capacity, queue_wait_s / QUEUE_WAIT_BUDGET_S, lag_s / LAG_BUDGET_S, 0.0
     )

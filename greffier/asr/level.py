@@ -38,8 +38,9 @@ class LevelOptions:
     """Tunables of :class:`LevelNormalizer`."""
 
     enabled: bool = True
-    target_dbfs: float = -20.0
-    """RMS of active speech after the gain (read speech at a normal level is about -20)."""
+    target_dbfs: float = -26.0
+    """RMS of active speech after the gain: only speech quieter than this is lifted (a
+    normal-level stream is left alone: lifting it to -20 cost 3 points of French WER)."""
     max_gain_db: float = 40.0
     noise_ceiling_dbfs: float = -55.0
     """The gain never lifts the noise floor above this."""

@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 import srt
 import webvtt
+from pydantic import SecretStr
 
 from greffier.core.audio import SAMPLE_RATE, float32_to_pcm16, read_audio
-from greffier.core.config import Settings, StoreSettings
+from greffier.core.config import ServiceSettings, Settings, StoreSettings
 from greffier.core.text import word_error_rate
 from greffier.service.app import create_app
 from greffier.subtitles.formats import FORMATS, minutes_from_json
@@ -137,12 +138,15 @@ async def test_the_upload_endpoint_transcribes_a_recording(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:
     clip = clips["ljspeech_LJ001-0001"]
+    key = "batch-test-operator-key-0123"
     settings = Settings(
-        data_dir=tmp_path, store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}")
+        data_dir=tmp_path, store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
+        service=ServiceSettings(api_keys=[SecretStr(key)]),
     )
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 headers={"Authorization": f"Bearer {key}"}) as c:
         r = await c.post(
             "/api/transcriptions",
             files={"file": ("exhibition.wav", clip.audio.read_bytes(), "audio/wav")},

@@ -37,10 +37,10 @@ def test_quiet_speech_is_raised_to_a_normal_level(clips) -> None:
     quiet = scaled(speech(clips), -40)
     out, norm = run(quiet)
     assert out.size == quiet.size
-    assert 25 <= norm.gain_db <= 40
-    # after the first half second the level is that of normal speech
+    assert 19 <= norm.gain_db <= 40
+    # after the first half second the level is that of normal speech (target -26 dBFS RMS)
     later = out[SAMPLE_RATE // 2 :]
-    assert -12 <= peak_db(later) <= -0.5
+    assert -18 <= peak_db(later) <= -0.5
     assert np.max(np.abs(out)) < 1.0
 
 

@@ -192,7 +192,9 @@ def test_load_is_the_largest_share_of_what_limits_captions() -> None:
     assert worker_load(1, 4, 0.5 * QUEUE_WAIT_BUDGET_S, 0.0) == 0.5  # the queue wait decides
     assert worker_load(1, 4, 0.0, 0.75 * LAG_BUDGET_S) == 0.75  # the caption lag decides
     assert worker_load(5, 2, 0.0, 0.0) == 1.0  # capped: full
-    assert worker_load(0, 2, 3 * QUEUE_WAIT_BUDGET_S, 9 * LAG_BUDGET_S) == 1.0
+    assert worker_load(1, 2, 3 * QUEUE_WAIT_BUDGET_S, 9 * LAG_BUDGET_S) == 1.0
+    # idle: no stream speaking, so the past lag does not keep rooms away
+    assert worker_load(0, 2, 3 * QUEUE_WAIT_BUDGET_S, 9 * LAG_BUDGET_S) == 0.0
     with pytest.raises(ValueError, match="capacity"):
         worker_load(1, 0, 0.0, 0.0)
 
@@ -204,12 +206,13 @@ def test_a_full_engine_is_past_the_default_threshold() -> None:
     assert default_capacity("cuda") > capacity
     assert worker_load(capacity - 1, capacity, 0.1, 1.0) < threshold  # takes another room
     assert worker_load(capacity, capacity, 0.1, 1.0) >= threshold  # refuses
-    assert worker_load(0, capacity, 0.0, LAG_BUDGET_S) >= threshold  # captions lag: refuses
+    assert worker_load(1, capacity, 0.0, LAG_BUDGET_S) >= threshold  # captions lag: refuses
 
 
 def test_current_load_reads_the_recent_figures_and_exports_them() -> None:
     for _ in range(20):  # finals published very late, just now
         metrics.caption_latency("final", 10 * LAG_BUDGET_S)
+    metrics.engine_batch("final", 0.05, [("speaker-1", 0.0)], 0)  # one stream speaking
     load = current_load(64)
     assert load == 1.0
     assert value(local_families(), "greffier_worker_load") == 1.0
