@@ -23,6 +23,18 @@ GPU_CAPACITY_STREAMS = 16
 (``benchmarks/gpu.sh`` is to measure it)."""
 
 
+MAX_REPORTED_LOAD = 0.99
+"""The most the worker tells LiveKit. LiveKit's server picks workers weighted by ``1 - load``
+and drops (does not queue) a dispatch when every weight is 0, so a worker at exactly 1 would
+lose the room even with a threshold above 1 (a lone worker told never to refuse). Refusal
+itself is the threshold's job: at 0.99 a worker is past any threshold below 1."""
+
+
+def reported_load(load: float) -> float:
+    """What the worker reports to LiveKit for ``load`` (see :data:`MAX_REPORTED_LOAD`)."""
+    return min(load, MAX_REPORTED_LOAD)
+
+
 def default_capacity(device: str) -> int:
     """Streams one engine holds in real time on ``device`` (``cpu`` or ``cuda``)."""
     return GPU_CAPACITY_STREAMS if device == "cuda" else CPU_CAPACITY_STREAMS

@@ -19,7 +19,7 @@ import threading
 import uuid
 from typing import Any
 
-from greffier.agents.load import current_load, default_capacity
+from greffier.agents.load import current_load, default_capacity, reported_load
 from greffier.agents.meeting import MeetingRecorder
 from greffier.agents.session import MeetingSession, worker_stopping
 from greffier.asr.engine import InferenceEngine, engine_for
@@ -238,7 +238,7 @@ def _load(settings: Settings) -> float:
     metrics.set_rooms(active)
     device = getattr(getattr(_engine, "decoder", None), "device", None)
     capacity = settings.agent.capacity_streams or default_capacity(getattr(device, "device", "cpu"))
-    return current_load(capacity, active, settings.agent.max_rooms)
+    return reported_load(current_load(capacity, active, settings.agent.max_rooms))
 
 
 def serve_metrics(settings: Settings) -> None:
