@@ -23,16 +23,19 @@ GPU_CAPACITY_STREAMS = 16
 (``benchmarks/gpu.sh`` is to measure it)."""
 
 
-MAX_REPORTED_LOAD = 0.99
-"""The most the worker tells LiveKit. LiveKit's server picks workers weighted by ``1 - load``
-and drops (does not queue) a dispatch when every weight is 0, so a worker at exactly 1 would
-lose the room even with a threshold above 1 (a lone worker told never to refuse). Refusal
-itself is the threshold's job: at 0.99 a worker is past any threshold below 1."""
+SERVER_TARGET_LOAD = 0.7
+"""livekit-server's ``agents.target_load`` default: it sends no job to a worker reporting this
+load or more, and drops (does not queue) a dispatch that no worker can take."""
 
 
-def reported_load(load: float) -> float:
-    """What the worker reports to LiveKit for ``load`` (see :data:`MAX_REPORTED_LOAD`)."""
-    return min(load, MAX_REPORTED_LOAD)
+def reported_load(load: float, threshold: float) -> float:
+    """What the worker reports to LiveKit. With a threshold of 1 or more (a worker told never
+    to refuse, e.g. a lone one), the load is scaled to stay under :data:`SERVER_TARGET_LOAD`
+    so the server never drops its rooms (and still prefers the less loaded of such workers);
+    below 1, the load itself, so the server and the threshold refuse as configured."""
+    if threshold >= 1.0:
+        return load * SERVER_TARGET_LOAD * 0.9
+    return load
 
 
 def default_capacity(device: str) -> int:

@@ -238,7 +238,8 @@ def _load(settings: Settings) -> float:
     metrics.set_rooms(active)
     device = getattr(getattr(_engine, "decoder", None), "device", None)
     capacity = settings.agent.capacity_streams or default_capacity(getattr(device, "device", "cpu"))
-    return reported_load(current_load(capacity, active, settings.agent.max_rooms))
+    load = current_load(capacity, active, settings.agent.max_rooms)
+    return reported_load(load, settings.agent.load_threshold)
 
 
 def serve_metrics(settings: Settings) -> None:

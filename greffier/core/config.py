@@ -115,9 +115,10 @@ class AgentSettings(BaseModel):
     """Streams speaking at once that the engine holds in real time; 0 picks by device: 2 on
     CPU (measured, ``base`` on 2 cores), 16 on CUDA (a guess until measured). See
     ``greffier.agents.load``."""
-    load_threshold: float = Field(default=0.9, gt=0)
+    load_threshold: float = Field(default=0.7, gt=0)
     """Load (0 to 1, from the engine's speaking streams, queue wait and caption lag) at which
-    the worker refuses new rooms; above 1 it never does."""
+    the worker refuses new rooms (0.7: livekit-server's own ``agents.target_load``); 1 or more:
+    it never does (a lone worker: LiveKit drops a room no worker takes)."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     """Port of the worker's Prometheus endpoint (``/metrics``); 0 turns it off."""
     metrics_host: str = "127.0.0.1"

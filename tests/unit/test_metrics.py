@@ -20,10 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from greffier.agents.load import (
     CPU_CAPACITY_STREAMS,
     LAG_BUDGET_S,
-    MAX_REPORTED_LOAD,
     QUEUE_WAIT_BUDGET_S,
+    SERVER_TARGET_LOAD,
     current_load,
     default_capacity,
+    reported_load,
     worker_load,
 )
 from greffier.asr.engine import InferenceEngine, RequestKind, Superseded
@@ -269,8 +270,15 @@ def test_the_worker_reports_its_engine_load_to_livekit() -> None:
     server = build_server(settings)
     assert server._load_threshold == 0.8  # livekit-agents refuses jobs at this load
     metrics.engine_batch("final", 0.05, [("speaker-1", 0.0), ("speaker-2", 0.0)], 0)
-    # two streams speaking at once fill a capacity of 2: past the threshold, but reported
-    # below 1 (LiveKit drops a dispatch when every worker reports 1)
-    assert 0.8 <= server.load_fnc() == MAX_REPORTED_LOAD < 1.0
+    assert server.load_fnc() == 1.0  # two streams speaking at once fill a capacity of 2
     assert value(local_families(), "greffier_worker_load") == 1.0
     assert value(local_families(), "greffier_capacity_streams") == 2
+
+
+def test_a_worker_that_never_refuses_stays_under_the_servers_target_load() -> None:
+    """livekit-server sends nothing to a worker at its target load (0.7) and drops the room:
+    a worker told never to refuse reports a scaled load, one that may refuse its own."""
+    assert reported_load(1.0, float("inf")) < SERVER_TARGET_LOAD
+    assert reported_load(0.2, 1.0) < reported_load(0.6, 1.0) < SERVER_TARGET_LOAD
+    assert reported_load(1.0, 0.7) == 1.0
+    assert AgentSettings().load_threshold == SERVER_TARGET_LOAD
