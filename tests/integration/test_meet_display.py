@@ -79,7 +79,8 @@ def common_words(a: list[str], b: list[str]) -> int:
 
 def reworded(stream: list[ReceivedCaption]) -> int:
     """Confirmed words (agreed on by two successive interims) that no final of their segment
-    or of the next one (a cut) says: the only words Meet may show unlike the finals."""
+    or of the next one (a cut) says, and words a final puts between confirmed words (Meet
+    cannot insert them): the only words Meet may show unlike the finals."""
     confirmed: dict[str, list[str]] = {}
     finals: dict[str, list[str]] = {}
     last: dict[str, list[str]] = {}
@@ -97,7 +98,13 @@ def reworded(stream: list[ReceivedCaption]) -> int:
     total = 0
     for i, seg in enumerate(order):
         said = finals.get(seg, []) + (finals.get(order[i + 1], []) if i + 1 < len(order) else [])
-        total += len(confirmed[seg]) - common_words(confirmed[seg], said)
+        common = common_words(confirmed[seg], said)
+        total += len(confirmed[seg]) - common
+        # the shortest prefix of the finals that holds every matched confirmed word: the
+        # final's words in it that match none were inserted between shown words
+        span = next(k for k in range(len(said) + 1)
+                    if common_words(confirmed[seg], said[:k]) == common)
+        total += span - common
     return total
 
 
