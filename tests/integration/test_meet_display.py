@@ -167,7 +167,9 @@ async def test_meet_shows_the_finals_word_for_word_as_they_are_confirmed(
         print(f"{who}: {distance} words differ from the finals ({allowed} allowed)")
         assert distance <= allowed, report
         # each word reaches Meet's view no later than its confirmation on the text stream
-        deficit = max(0, len(finals) - len(shown))
+        # (less the words Meet can never show, and one word of slack: the confirmed count is
+        # estimated from the text stream, and a re-worded word covers up to two)
+        deficit = max(0, len(finals) - len(shown), allowed, 1)
         mine = [c for c in legacy if c.speaker_identity == who]
         for at, confirmed in confirmed_counts(stream):
             on_screen = sum(
