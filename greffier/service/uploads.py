@@ -6,6 +6,7 @@ queue opened on the store before any upload is kept. Shared by ``/api/transcript
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from starlette.types import Message
 from greffier.core.errors import GreffierError
 from greffier.core.log import get_logger
 from greffier.service.export import safe_name
-from greffier.service.jobs import JobQueue
+from greffier.service.jobs import Job, JobQueue, new_job_id
 from greffier.service.state import ServiceState
 from greffier.store.jobs import JobStore
 
@@ -162,3 +163,22 @@ async def keep_upload(upload: UploadFile, dest: Path, limit: int) -> int:
     """Copy the upload to ``dest`` (in the threadpool); 413, and nothing kept, past
     ``limit`` bytes."""
     return await run_in_threadpool(_copy, upload, dest, limit)
+
+
+async def job_from_upload(
+    state: ServiceState, upload: UploadFile, *, diarize: bool, language: str
+) -> Job:
+    """A new job for ``upload``: the client's name kept as data, the bytes stored (within the
+    upload limit) under a safe name in the job's own folder."""
+    job_id = new_job_id()
+    name = client_name(upload)
+    dest = state.upload_dir / job_id / stored_name(name)
+    await keep_upload(upload, dest, state.max_upload_bytes)
+    return Job(
+        id=job_id,
+        filename=name,
+        path=dest,
+        diarize=diarize,
+        language=language,
+        created_at=time.time(),
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -36,17 +35,14 @@ from greffier.service.jobs import (
     UNDECODABLE,
     Job,
     QueueFullError,
-    new_job_id,
 )
 from greffier.service.languages import language_name, whisper_language
 from greffier.service.state import ServiceState, get_state
 from greffier.service.uploads import (
     UploadError,
-    client_name,
     configured_jobs,
-    keep_upload,
+    job_from_upload,
     read_form,
-    stored_name,
     upload_slot,
 )
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues
@@ -323,20 +319,10 @@ async def _receive(form: FormData, state: ServiceState) -> tuple[Job, dict[str, 
             "missing_required_parameter",
         )
     options = _parse(form, state.settings.asr.model)
-    job_id = new_job_id()
-    name = client_name(file)
-    dest = state.upload_dir / job_id / stored_name(name)
-    await keep_upload(file, dest, state.max_upload_bytes)
-    job = Job(
-        id=job_id,
-        filename=name,
-        path=dest,
-        created_at=time.time(),
-        diarize=options["format"] == "diarized_json",
-        language=options["language"],
-        model=options["model"],
-        stored=False,
+    job = await job_from_upload(
+        state, file, diarize=options["format"] == "diarized_json", language=options["language"]
     )
+    job.model, job.stored = options["model"], False
     return job, options
 
 

@@ -3,7 +3,6 @@ key). Jobs and their minutes live in the store and survive a restart (``service.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -18,18 +17,16 @@ from starlette.datastructures import UploadFile
 from greffier.core.log import get_logger
 from greffier.service.auth import AUTH_RESPONSES, require_operator
 from greffier.service.export import MEDIA_TYPES, check_format, download, local_time, safe_name
-from greffier.service.jobs import DONE, FAILED, Job, QueueFullError, new_job_id
+from greffier.service.jobs import DONE, FAILED, Job, QueueFullError
 from greffier.service.languages import whisper_language
 from greffier.service.routers.meetings import rules_of
 from greffier.service.schemas import ErrorOut, JobOut
 from greffier.service.state import ServiceState, get_state
 from greffier.service.uploads import (
     UploadError,
-    client_name,
-    keep_upload,
+    job_from_upload,
     open_jobs,
     read_form,
-    stored_name,
     upload_slot,
 )
 from greffier.subtitles.formats import FORMATS
@@ -219,26 +216,15 @@ async def _queue_upload(form: Any, state: ServiceState, response: Response) -> J
             detail=f"{file.content_type} is not audio or video; upload a "
             "recording (any format FFmpeg reads)",
         )
-    job_id = new_job_id()
-    name = client_name(file)
-    dest = state.upload_dir / job_id / stored_name(name)
-    await keep_upload(file, dest, state.max_upload_bytes)
-    job = Job(
-        id=job_id,
-        filename=name,
-        path=dest,
-        diarize=diarize,
-        language=language,
-        created_at=time.time(),
-    )
+    job = await job_from_upload(state, file, diarize=diarize, language=language)
     try:
         await run_in_threadpool(state.jobs.submit, job)
     except QueueFullError as e:
-        await run_in_threadpool(_discard, dest)
+        await run_in_threadpool(_discard, job.path)
         raise HTTPException(429, detail=str(e), headers={"Retry-After": "30"}) from e
-    logger.info("job %s queued", job_id)
-    response.headers["Location"] = f"/api/transcriptions/{job_id}"
-    found = await run_in_threadpool(state.jobs.get, job_id)
+    logger.info("job %s queued", job.id)
+    response.headers["Location"] = f"/api/transcriptions/{job.id}"
+    found = await run_in_threadpool(state.jobs.get, job.id)
     return _out(*(found or (job, None)))
 
 
