@@ -18,7 +18,7 @@ Three parts, one run:
 
 2. **cpWER** (``meeteval``) on a ~73 s recording made of 8 visible clips by 4 different voices
    taking turns, 0.6 s of silence between turns. Hypothesis: greffier's batch path,
-   ``greffier.batch.transcribe_file(diarize=True)`` (``asr.offline`` chunked decoding, beam 5 +
+   ``greffier.recordings.transcribe_file(diarize=True)`` (``asr.offline`` chunked decoding, beam 5 +
    ``PyannoteDiarizer.diarize`` + ``assign_speakers`` / ``split_by_speaker``; the same steps are
    done here if that module is absent); plain WER of the same transcript; cpWER with the live
    diarization's timeline too.
@@ -356,12 +356,12 @@ def batch_path(decoder: Any, diarizer: Any, conv: Conversation, wav: Path,
     """greffier's batch path on the recording: words, turns, each hypothesis speaker's
     normalised text, the whole transcript, and which code produced them.
 
-    ``greffier.batch.transcribe_file(diarize=True)`` when the module exists (it adds the
+    ``greffier.recordings.transcribe_file(diarize=True)`` when the module exists (it adds the
     hallucination guard and cuts segments at speaker changes), otherwise the same steps here:
     ``WhisperDecoder.transcribe`` + ``PyannoteDiarizer.diarize`` + ``assign_speakers`` /
     ``split_by_speaker``."""
     try:
-        from greffier.batch import transcribe_file
+        from greffier.recordings import transcribe_file
     except ImportError:
         hyps = list(decoder.transcribe(conv.audio, language="en", beam_size=5))
         words = [w for h in hyps for w in h.words]
@@ -379,7 +379,7 @@ def batch_path(decoder: Any, diarizer: Any, conv: Conversation, wav: Path,
     return (words, list(minutes.turns),
             {k: normalize_text(" ".join(v)) for k, v in by_speaker.items()},
             " ".join(seg.text for seg in minutes.segments),
-            "greffier.batch.transcribe_file(diarize=True)")
+            "greffier.recordings.transcribe_file(diarize=True)")
 
 
 def part_cpwer(decoder: Any, diarizer: Any, conv: Conversation, wav: Path,
@@ -416,7 +416,7 @@ def greffier_variants(decoder: Any) -> dict[str, Any]:
     """The timed greffier call (the path of ``greffier transcribe``), then faster-whisper's
     long-form transcription through the same decoder as a diagnostic."""
     from greffier.asr.offline import ChunkingOptions, transcribe_recording
-    from greffier.batch import CPU_BATCH_SIZE
+    from greffier.recordings import CPU_BATCH_SIZE
 
     def text(hyps: Any) -> str:
         return " ".join(h.text.strip() for h in hyps).strip()

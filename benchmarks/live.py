@@ -76,8 +76,8 @@ from benchmarks.metrics import (
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.config import Settings
 from greffier.core.text import normalize_text
-from greffier.rtc import server as lk_server
-from greffier.rtc.worker_process import WorkerProcess
+from greffier.livekit import server as lk_server
+from greffier.livekit.worker_process import WorkerProcess
 
 GAP_S = 2.0
 TAIL_S = 4.0
@@ -178,7 +178,7 @@ def plan(clips: list[Clip], utterances: dict[str, list[tuple[float, float]]]) ->
 
 
 async def publish_tracked(room: Any, samples: np.ndarray) -> np.ndarray:
-    """Publish a recording at real-time pace, as ``greffier.rtc.client.publish_audio`` does,
+    """Publish a recording at real-time pace, as ``greffier.livekit.client.publish_audio`` does,
     and return the wall time at which each 20 ms frame was handed to the track: on a busy
     machine the publisher falls behind its schedule, and latencies count from these times."""
     from livekit import rtc
@@ -211,7 +211,7 @@ async def publish_tracked(room: Any, samples: np.ndarray) -> np.ndarray:
 async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row], list[Any],
                                                                       dict[str, Any]]:
     """One live run: the worker, the listener, every stage published; what was received."""
-    from greffier.rtc.client import (
+    from greffier.livekit.client import (
         CaptionCollector,
         connect,
         dispatch_agent,

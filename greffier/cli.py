@@ -124,7 +124,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0
     if args.command == "livekit-server":
-        from greffier.rtc import server
+        from greffier.livekit import server
 
         cfg = server.ServerConfig(cache_dir=settings.cache_dir)
         if args.action == "install":
@@ -154,7 +154,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     if args.command == "transcribe":
-        from greffier.batch import run_transcribe
+        from greffier.recordings import run_transcribe
 
         return run_transcribe(
             settings,

@@ -28,8 +28,8 @@ from greffier.core.audio import SAMPLE_RATE, read_audio
 from greffier.core.config import Settings
 from greffier.core.errors import AudioFormatError, GreffierError
 from greffier.core.text import read_reference, word_error_rate
-from greffier.rtc import server as lk_server
-from greffier.rtc.worker_process import WorkerProcess
+from greffier.livekit import server as lk_server
+from greffier.livekit.worker_process import WorkerProcess
 from greffier.subtitles.control import MINUTES_TOPIC
 from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE
 
@@ -97,7 +97,7 @@ async def run_demo(
 ) -> int:
     """Run the demo; returns the exit code. ``shared_microphone`` (default: on for the default
     two-speaker recording, off for a file given) diarizes the published track."""
-    from greffier.rtc.client import (
+    from greffier.livekit.client import (
         CaptionCollector,
         ReceivedCaption,
         connect,
@@ -197,7 +197,7 @@ async def _end_meeting(
     its minutes, in which the whole track was diarized again: the JSON minutes' path, or None."""
     from livekit import rtc
 
-    from greffier.rtc.client import request_control
+    from greffier.livekit.client import request_control
 
     assert isinstance(listener, rtc.Room)
     announced: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
@@ -231,7 +231,7 @@ def _print_minutes(path: Path) -> None:
 
 
 async def _wait_for_agent(settings: Settings, room: str, timeout_s: float = 30.0) -> None:
-    from greffier.rtc.client import list_participants
+    from greffier.livekit.client import list_participants
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -245,7 +245,7 @@ async def _wait_for_agent(settings: Settings, room: str, timeout_s: float = 30.0
 
 
 async def _wait_quiet(collector: object, *, quiet_s: float, timeout_s: float) -> None:
-    from greffier.rtc.client import CaptionCollector
+    from greffier.livekit.client import CaptionCollector
 
     assert isinstance(collector, CaptionCollector)
     deadline = time.monotonic() + timeout_s
@@ -257,7 +257,7 @@ async def _wait_quiet(collector: object, *, quiet_s: float, timeout_s: float) ->
 
 
 def _summary(collector: object, ref_path: Path | None) -> None:
-    from greffier.rtc.client import CaptionCollector
+    from greffier.livekit.client import CaptionCollector
 
     assert isinstance(collector, CaptionCollector)
     data = collector.via("data")

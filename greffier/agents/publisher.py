@@ -22,8 +22,8 @@ from livekit import rtc
 
 from greffier.core.log import get_logger
 from greffier.core.types import CaptionUpdate
+from greffier.subtitles.caption_queue import CaptionQueue
 from greffier.subtitles.legacy import AppendOnlyCaptions
-from greffier.subtitles.live import CaptionQueue
 from greffier.subtitles.protocol import (
     TOPIC_CAPTIONS,
     TOPIC_TRANSCRIPTION,

@@ -33,8 +33,8 @@ from greffier.core.errors import (
     ServerUnreachableError,
 )
 from greffier.core.log import get_logger
-from greffier.rtc.server import wait_healthy
-from greffier.rtc.worker_process import READY_LINE
+from greffier.livekit.server import wait_healthy
+from greffier.livekit.worker_process import READY_LINE
 from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
 
 logger = get_logger("agents.worker")
@@ -226,7 +226,7 @@ def build_server(settings: Settings) -> Any:
 
     @server.on("worker_registered")
     def _registered(*_: Any) -> None:
-        # Printed for whoever supervises the process (see greffier.rtc.worker_process).
+        # Printed for whoever supervises the process (see greffier.livekit.worker_process).
         print(f"{READY_LINE} as agent {agent_name!r}", file=sys.stderr, flush=True)
 
     return server

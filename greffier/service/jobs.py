@@ -482,7 +482,7 @@ class SharedModels:
         self._diarizers: dict[str, PyannoteDiarizer] = {}
 
     def decoder(self, settings: Settings) -> WhisperDecoder:
-        from greffier.batch import load_decoder
+        from greffier.recordings import load_decoder
 
         key = f"{settings.cache_dir}|{settings.asr.model_dump_json()}"
         with self._lock:
@@ -491,7 +491,7 @@ class SharedModels:
             return self._decoders[key]
 
     def diarizer(self, settings: Settings) -> PyannoteDiarizer:
-        from greffier.batch import load_diarizer
+        from greffier.recordings import load_diarizer
 
         key = settings.diarization.model_dump_json()
         with self._lock:
@@ -505,13 +505,13 @@ MODELS = SharedModels()
 
 
 def transcription_runner(settings: Settings, models: SharedModels = MODELS) -> Runner:
-    """A runner transcribing with :func:`greffier.batch.transcribe_audio`. The upload is
+    """A runner transcribing with :func:`greffier.recordings.transcribe_audio`. The upload is
     decoded first, within ``service.max_duration_s`` (refused from its metadata when it says
     longer, stopped while decoding otherwise), so a file that is no audio, or too long, fails
     before any model loads."""
 
     def run(job: Job, report: Callable[[float, float], None]) -> Minutes:
-        from greffier.batch import recording_start, transcribe_audio
+        from greffier.recordings import recording_start, transcribe_audio
 
         audio, info = read_audio_bounded(
             job.path, settings.service.max_duration_s, check=lambda _: report(0.0, 0.0)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from greffier.core.config import LiveKitSettings, Settings
-from greffier.rtc import server as lk_server
-from greffier.rtc.worker_process import WorkerProcess
+from greffier.livekit import server as lk_server
+from greffier.livekit.worker_process import WorkerProcess
 
 
 @pytest.fixture(scope="session")

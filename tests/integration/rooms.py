@@ -11,7 +11,7 @@ import numpy as np
 
 from greffier.core.audio import SAMPLE_RATE, read_audio
 from greffier.core.config import LiveKitSettings
-from greffier.rtc.client import CaptionCollector, connect, publish_audio
+from greffier.livekit.client import CaptionCollector, connect, publish_audio
 
 
 def room_name() -> str:
@@ -58,7 +58,7 @@ async def wait_for(predicate, timeout_s: float = 20.0, step: float = 0.2) -> boo
 
 
 async def captioners(lk: LiveKitSettings, room: str) -> list[str]:
-    from greffier.rtc.client import list_participants
+    from greffier.livekit.client import list_participants
 
     return [p.identity for p in await list_participants(lk, room)
             if p.attributes.get("greffier.role") == "captioner"]
@@ -68,7 +68,7 @@ async def caption_session(
     lk: LiveKitSettings, agent_name: str, speakers: list[Speaker], *, room: str | None = None
 ) -> CaptionCollector:
     """Dispatch the agent, have ``speakers`` publish at once, return what a listener got."""
-    from greffier.rtc.client import dispatch_agent
+    from greffier.livekit.client import dispatch_agent
 
     room = room or room_name()
     listener = await connect(lk, identity="listener", room=room, name="Listener")

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.config import AgentSettings, LiveKitSettings, ServiceSettings, Settings
-from greffier.rtc.client import (
+from greffier.livekit.client import (
     CaptionCollector,
     connect,
     make_token,

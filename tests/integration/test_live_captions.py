@@ -13,7 +13,7 @@ import pytest
 
 from greffier.core.audio import SAMPLE_RATE, resample
 from greffier.core.text import word_error_rate
-from greffier.rtc.client import (
+from greffier.livekit.client import (
     CaptionCollector,
     connect,
     dispatch_agent,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from greffier.core.text import edit_distance, normalize_text
-from greffier.rtc.client import CaptionCollector, ReceivedCaption
+from greffier.livekit.client import CaptionCollector, ReceivedCaption
 from tests.integration.rooms import Speaker, caption_session, clip_audio
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ from livekit import api, rtc
 
 from greffier.core.audio import SAMPLE_RATE, read_audio
 from greffier.core.text import word_error_rate
-from greffier.rtc.client import CaptionCollector, connect, dispatch_agent, publish_audio
-from greffier.rtc.worker_process import WorkerProcess
+from greffier.livekit.client import CaptionCollector, connect, dispatch_agent, publish_audio
+from greffier.livekit.worker_process import WorkerProcess
 from greffier.store.sql import TranscriptStore
 from tests.integration.conftest import worker_env
 from tests.integration.rooms import (

@@ -201,7 +201,7 @@ def test_a_hard_manifest_reads_like_the_shared_one_and_plans_its_participants(
 def test_live_figures_from_a_scripted_caption_sequence(tmp_path: Path) -> None:
     from benchmarks.common import load_set
     from benchmarks.live import analyse, plan
-    from greffier.rtc.client import ReceivedCaption
+    from greffier.livekit.client import ReceivedCaption
     from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
 
     path = _clip_files(tmp_path, [
@@ -247,7 +247,7 @@ def test_live_figures_from_a_scripted_caption_sequence(tmp_path: Path) -> None:
 def test_a_late_caption_goes_to_the_clip_it_transcribes(tmp_path: Path) -> None:
     from benchmarks.common import load_set
     from benchmarks.live import attribute, plan
-    from greffier.rtc.client import ReceivedCaption
+    from greffier.livekit.client import ReceivedCaption
     from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
 
     path = _clip_files(tmp_path, [
@@ -292,7 +292,7 @@ def test_normalised_wer_uses_each_pairs_language_and_set_labels(tmp_path: Path) 
 def test_speech_the_vad_missed_still_belongs_to_its_clip(tmp_path: Path) -> None:
     from benchmarks.common import load_set
     from benchmarks.live import attribute, plan
-    from greffier.rtc.client import ReceivedCaption
+    from greffier.livekit.client import ReceivedCaption
     from greffier.subtitles.protocol import CaptionMessage, CaptionSpeaker
 
     path = _clip_files(tmp_path, [

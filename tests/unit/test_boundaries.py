@@ -22,10 +22,11 @@ ALLOWED = {
     "subtitles": {"core", "models", "asr", "diarization", "subtitles"},
     "evaluation": {"core", "models", "asr", "diarization", "subtitles", "evaluation"},
     "store": {"core", "models", "subtitles", "store"},
-    "rtc": {"core", "models", "subtitles", "rtc"},
-    "agents": {"core", "models", "asr", "diarization", "subtitles", "store", "rtc", "agents"},
+    "livekit": {"core", "models", "subtitles", "livekit"},
+    "agents": {"core", "models", "asr", "diarization", "subtitles", "store", "livekit", "agents"},
     "service": {
-        "core", "models", "asr", "diarization", "subtitles", "store", "rtc", "service", "batch",
+        "core", "models", "asr", "diarization", "subtitles", "store", "livekit", "service",
+        "recordings",
     },
 }
 

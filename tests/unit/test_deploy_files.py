@@ -23,7 +23,7 @@ import yaml
 
 from greffier.cli import build_parser
 from greffier.core.config import Settings
-from greffier.rtc.server import LIVEKIT_VERSION, ServerConfig
+from greffier.livekit.server import LIVEKIT_VERSION, ServerConfig
 
 pytestmark = pytest.mark.unit
 

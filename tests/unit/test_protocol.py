@@ -8,7 +8,7 @@ import pytest
 
 from greffier.agents.publisher import legacy_transcription
 from greffier.core.types import CaptionUpdate, Speaker, Word
-from greffier.subtitles.live import CaptionQueue
+from greffier.subtitles.caption_queue import CaptionQueue
 from greffier.subtitles.protocol import (
     ATTR_FINAL,
     ATTR_SEGMENT_ID,

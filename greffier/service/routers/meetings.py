@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from greffier.batch import cue_rules
 from greffier.core.errors import ConfigurationError
 from greffier.core.types import TranscriptSegment
+from greffier.recordings import cue_rules
 from greffier.service.auth import AUTH_RESPONSES, Authenticated, Caller, check_room
 from greffier.service.export import (
     MEDIA_TYPES,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from greffier.asr.whisper import WhisperDecoder
     from greffier.diarization.pyannote_adapter import PyannoteDiarizer
 
-logger = get_logger("batch")
+logger = get_logger("recordings")
 
 PROFILES: dict[str, CueRules] = {"default": DEFAULT, "fr-tv": FR_TV}
 """Caption line rules by the name ``--profile`` and ``?profile=`` take."""

@@ -32,7 +32,7 @@ from greffier.subtitles.protocol import (
     CaptionMessage,
 )
 
-logger = get_logger("rtc.client")
+logger = get_logger("livekit.client")
 
 
 def make_token(

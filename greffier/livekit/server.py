@@ -24,7 +24,7 @@ from greffier.core.config import DEV_API_KEY, DEV_API_SECRET, default_cache_dir
 from greffier.core.errors import ConfigurationError, GreffierError, ServerUnreachableError
 from greffier.core.log import get_logger
 
-logger = get_logger("rtc.server")
+logger = get_logger("livekit.server")
 
 LIVEKIT_VERSION = "v1.13.5"
 _MODULE = "github.com/livekit/livekit-server/cmd/server"
