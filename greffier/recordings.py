@@ -26,12 +26,11 @@ from greffier.core.types import (
     Speaker,
     SpeakerTurn,
     TranscriptSegment,
-    Word,
     clean_name,
     join_words,
 )
-from greffier.diarization.assign import assign_speakers, split_by_speaker
-from greffier.subtitles.cues import DEFAULT, FR_TV, CueRules
+from greffier.diarization.assign import assign_speakers, speaker_parts
+from greffier.subtitles.cues import cue_rules
 from greffier.subtitles.formats import FORMATS, write_all
 from greffier.subtitles.minutes import Minutes, assemble_minutes
 
@@ -41,23 +40,9 @@ if TYPE_CHECKING:
 
 logger = get_logger("recordings")
 
-PROFILES: dict[str, CueRules] = {"default": DEFAULT, "fr-tv": FR_TV}
-"""Caption line rules by the name ``--profile`` and ``?profile=`` take."""
-
 CUDA_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 4  # measured: 4 chunks per call decode 1.7x faster than one by one on 2 cores
 """Whisper segments decoded together on CUDA (``BatchedInferencePipeline``); 0 on CPU."""
-
-
-def cue_rules(profile: str) -> CueRules:
-    """The cue rules named ``profile``; a ConfigurationError names the known ones."""
-    try:
-        return PROFILES[profile.strip().lower()]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown caption profile {profile!r}",
-            hint=f"choose one of: {', '.join(PROFILES)}",
-        ) from None
 
 
 def parse_formats(formats: Sequence[str]) -> list[str]:
@@ -127,32 +112,29 @@ def hypotheses_to_segments(
     where the speaker changes; words no turn explains join the speaker before them.
     """
     kept = [h for h in hypotheses if h.words]
-    labels: list[str | None] = []
+    words_in_order = [w for h in kept for w in h.words]
+    labels: list[str | None] = [None] * len(words_in_order)
     if turns is not None:
-        labels = assign_speakers([w for h in kept for w in h.words], turns)
+        labels = assign_speakers(words_in_order, turns)
     segments = []
     offset = 0
     for i, hyp in enumerate(kept):
-        if turns is None:
-            groups: list[tuple[str | None, list[Word]]] = [(None, list(hyp.words))]
-        else:
-            own = labels[offset : offset + len(hyp.words)]
-            groups = split_by_speaker(hyp.words, own, absorb_unknown=True)
+        own = labels[offset : offset + len(hyp.words)]
         offset += len(hyp.words)
-        for k, (label, words) in enumerate(groups):
+        for part in speaker_parts(f"seg-{i:05d}", hyp.words, own):
+            words = part.words
             text = join_words(words)
             if not text:
                 continue
-            suffix = f"-{k}" if len(groups) > 1 else ""
             segments.append(
                 TranscriptSegment(
-                    segment_id=f"seg-{i:05d}{suffix}",
-                    speaker=_speaker_of(label, default_speaker),
+                    segment_id=part.segment_id,
+                    speaker=_speaker_of(part.label, default_speaker),
                     start=words[0].start,
                     end=max(words[-1].end, words[0].start),
                     text=text,
                     language=hyp.language,
-                    words=tuple(words),
+                    words=words,
                 )
             )
     return segments
@@ -227,7 +209,7 @@ def transcribe_audio(
             audio,
             language=lang,
             beam_size=settings.asr.recording_beam_size,
-            options=ChunkingOptions(batch_size=batch_size),
+            options=ChunkingOptions.from_settings(settings.vad, batch_size=batch_size),
             progress=progress,
         )
     ):

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from livekit import rtc
@@ -31,10 +31,10 @@ from greffier.core.types import (
     Speaker,
     TranscriptEvent,
     TranscriptEventType,
-    Word,
     clean_name,
     join_words,
 )
+from greffier.diarization.assign import SpeakerPart, speaker_parts
 from greffier.subtitles.protocol import PARTICIPANT_SHARED_MIC_ATTRIBUTE, participant_language
 
 logger = get_logger("agents.captioner")
@@ -149,47 +149,17 @@ class TrackCaptioner:
 
     def _to_updates(self, event: TranscriptEvent) -> list[CaptionUpdate]:
         """The event as captions; a shared microphone's final is split by speaker."""
-        segment_id = f"{self.track_sid}-{self._epoch}-{event.segment_index}"
-        final = event.type is TranscriptEventType.FINAL
-        if self.shared_mic is None or not event.words:
-            return [self._update(event, segment_id, event.words, self.speaker)]
-        labels = self.shared_mic.label_words(event.words)
-        if not final:
-            speaker = Speaker(self.speaker.identity, self.speaker.name, labels[-1])
-            return [self._update(event, segment_id, event.words, speaker)]
-        groups: list[tuple[str, list[Word]]] = []
-        for word, label in zip(event.words, labels, strict=True):
-            if groups and groups[-1][0] == label:
-                groups[-1][1].append(word)
-            else:
-                groups.append((label, [word]))
-        return [
-            self._update(
-                event,
-                segment_id if len(groups) == 1 else f"{segment_id}.{i}",
-                tuple(words),
-                Speaker(self.speaker.identity, self.speaker.name, label),
-            )
-            for i, (label, words) in enumerate(groups)
-        ]
-
-    def _update(
-        self, event: TranscriptEvent, segment_id: str, words: tuple[Word, ...], speaker: Speaker
-    ) -> CaptionUpdate:
-        to_meeting = self.timeline.to_meeting
-        text = join_words(words) if words and len(words) != len(event.words) else event.text
-        return CaptionUpdate(
-            segment_id=segment_id,
-            speaker=speaker,
+        labels = None
+        if self.shared_mic is not None and event.words:
+            labels = self.shared_mic.label_words(event.words)
+        return caption_updates(
+            event,
+            segment_id=f"{self.track_sid}-{self._epoch}-{event.segment_index}",
+            speaker=self.speaker,
             track_sid=self.track_sid,
-            language=event.language,
-            start=to_meeting(words[0].start if words else event.start),
-            end=to_meeting(words[-1].end if words else event.end),
-            text=text,
-            final=event.type is TranscriptEventType.FINAL,
-            words=tuple(w.shifted(to_meeting(w.start) - w.start) for w in words),
-            revision=event.revision,
+            timeline=self.timeline,
             meeting_started_at=self.meeting_start,
+            labels=labels,
         )
 
     def flush(self) -> None:
@@ -224,6 +194,54 @@ class TrackCaptioner:
             await self._writer
         if self.shared_mic is not None:
             await self.shared_mic.aclose()
+
+
+def caption_updates(
+    event: TranscriptEvent,
+    *,
+    segment_id: str,
+    speaker: Speaker,
+    track_sid: str,
+    timeline: StreamTimeline,
+    meeting_started_at: float,
+    labels: Sequence[str] | None = None,
+) -> list[CaptionUpdate]:
+    """A transcriber event as caption updates, in meeting time.
+
+    With ``labels`` (a shared microphone: the speaker of each word), an interim is shown under
+    its last word's speaker and a final is split where the speaker changes
+    (:func:`~greffier.diarization.assign.speaker_parts`): its first part keeps ``segment_id``,
+    so the interims shown under that id end with a final, and the next parts follow as
+    ``<id>.1``, ``<id>.2``...
+    """
+    final = event.type is TranscriptEventType.FINAL
+    if labels is None or not event.words:
+        parts = [SpeakerPart(segment_id, speaker.label, event.words)]
+    elif not final:
+        parts = [SpeakerPart(segment_id, labels[-1], event.words)]
+    else:
+        parts = speaker_parts(segment_id, event.words, labels)
+    to_meeting = timeline.to_meeting
+    updates = []
+    for part in parts:
+        words = part.words
+        whole = len(words) == len(event.words)
+        updates.append(
+            CaptionUpdate(
+                segment_id=part.segment_id,
+                speaker=Speaker(speaker.identity, speaker.name, part.label),
+                track_sid=track_sid,
+                language=event.language,
+                start=to_meeting(words[0].start if words else event.start),
+                end=to_meeting(words[-1].end if words else event.end),
+                text=event.text if whole else join_words(words),
+                final=final,
+                words=tuple(w.shifted(to_meeting(w.start) - w.start) for w in words),
+                revision=event.revision,
+                meeting_started_at=meeting_started_at,
+            )
+        )
+    return updates
 
 
 class RoomCaptioner:

@@ -29,7 +29,7 @@ from greffier.core.types import (
     clean_name,
     join_words,
 )
-from greffier.diarization.assign import assign_speakers, split_by_speaker
+from greffier.diarization.assign import assign_speakers, speaker_parts, whole_id
 from greffier.diarization.online import OnlineDiarizer
 
 logger = get_logger("agents.shared_mic")
@@ -157,27 +157,36 @@ class SharedMicrophone:
 def relabel_segments(
     segments: list[TranscriptSegment], turns: list[SpeakerTurn]
 ) -> list[TranscriptSegment]:
-    """Split and relabel segments by the speakers of their words (meeting time)."""
+    """Split and relabel segments by the speakers of their words (meeting time).
+
+    The parts a live split made of one final (``<id>``, ``<id>.1``...) are joined again and
+    split anew, so the new parts take the same ids without colliding with the old ones.
+    """
     out: list[TranscriptSegment] = []
+    firsts: dict[str, TranscriptSegment] = {}
+    wholes: dict[str, list[Word]] = {}
     for seg in segments:
         if not seg.words:
             out.append(seg)
             continue
-        labels = assign_speakers(seg.words, turns)
-        groups = split_by_speaker(seg.words, labels, absorb_unknown=True)
-        for i, (label, words) in enumerate(groups):
-            label = clean_name(label, "1") if label else seg.speaker.label
-            speaker = Speaker(seg.speaker.identity, seg.speaker.name, label)
+        key = whole_id(seg.segment_id)
+        firsts.setdefault(key, seg)
+        wholes.setdefault(key, []).extend(seg.words)
+    for segment_id, words in wholes.items():
+        first = firsts[segment_id]
+        labels = assign_speakers(words, turns)
+        for part in speaker_parts(segment_id, words, labels):
+            label = clean_name(part.label, "1") if part.label else first.speaker.label
             out.append(
                 TranscriptSegment(
-                    segment_id=seg.segment_id if len(groups) == 1 else f"{seg.segment_id}.{i}",
-                    speaker=speaker,
-                    start=words[0].start,
-                    end=words[-1].end,
-                    text=join_words(words),
-                    language=seg.language,
-                    words=tuple(words),
-                    track_sid=seg.track_sid,
+                    segment_id=part.segment_id,
+                    speaker=Speaker(first.speaker.identity, first.speaker.name, label),
+                    start=part.words[0].start,
+                    end=part.words[-1].end,
+                    text=join_words(part.words),
+                    language=first.language,
+                    words=part.words,
+                    track_sid=first.track_sid,
                 )
             )
     return out

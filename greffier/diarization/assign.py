@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from greffier.core.types import SpeakerTurn, Word
 
@@ -113,3 +115,39 @@ def split_by_speaker(
         else:
             groups.append((label, [word]))
     return groups
+
+
+_PART_SUFFIX = re.compile(r"\.\d+$")
+
+
+def part_id(segment_id: str, k: int) -> str:
+    """The id of part ``k`` of a segment split by speaker: the first part keeps the segment's
+    id (so its final closes the interims shown under that id), the next ones are
+    ``<id>.1``, ``<id>.2``..."""
+    return segment_id if k == 0 else f"{segment_id}.{k}"
+
+
+def whole_id(segment_id: str) -> str:
+    """The id of the segment a part (:func:`part_id`) was split from."""
+    return _PART_SUFFIX.sub("", segment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerPart:
+    """Consecutive words of one speaker in a segment, under the part's id."""
+
+    segment_id: str
+    label: str | None
+    words: tuple[Word, ...]
+
+
+def speaker_parts(
+    segment_id: str, words: Sequence[Word], labels: Sequence[str | None]
+) -> list[SpeakerPart]:
+    """A segment's words split where the speaker changes (:func:`split_by_speaker`, unknown
+    words joining the speaker before them), each part under its :func:`part_id`."""
+    groups = split_by_speaker(words, labels, absorb_unknown=True)
+    return [
+        SpeakerPart(part_id(segment_id, k), label, tuple(group))
+        for k, (label, group) in enumerate(groups)
+    ]

@@ -7,7 +7,13 @@ import random
 import pytest
 
 from greffier.core.types import SpeakerTurn, Word
-from greffier.diarization.assign import assign_speakers, split_by_speaker
+from greffier.diarization.assign import (
+    assign_speakers,
+    part_id,
+    speaker_parts,
+    split_by_speaker,
+    whole_id,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -148,3 +154,13 @@ def test_split_by_speaker_checks_lengths() -> None:
     with pytest.raises(ValueError, match="2 words but 1 labels"):
         split_by_speaker([w(0, 1), w(1, 2)], ["1"])
     assert split_by_speaker([], []) == []
+
+
+def test_speaker_parts_keep_the_segment_id_for_the_first_part() -> None:
+    words = [w(0, 1), w(1, 2), w(2, 3), w(3, 4)]
+    parts = speaker_parts("TR_x-ab12-7", words, ["1", None, "2", "1"])
+    assert [(p.segment_id, p.label, len(p.words)) for p in parts] == [
+        ("TR_x-ab12-7", "1", 2), ("TR_x-ab12-7.1", "2", 1), ("TR_x-ab12-7.2", "1", 1)]
+    assert [whole_id(p.segment_id) for p in parts] == ["TR_x-ab12-7"] * 3
+    assert part_id("seg-00003", 0) == "seg-00003" and whole_id("seg-00003") == "seg-00003"
+    assert speaker_parts("s", [], []) == []

@@ -200,15 +200,14 @@
     markSpeakerChange(next);
   }
 
-  // A final split in parts (<id>.0, <id>.1, ...) takes the place of the interim <id>.
+  // A final split by speaker keeps the interim's id <id> for its first part (that final
+  // closes the interim); the next parts, <id>.1, <id>.2, ..., follow the part before them.
   function placeOf(segmentId) {
     const m = /^(.*)\.(\d+)$/.exec(segmentId);
     if (!m) return null;
-    const previous = lines.get(`${m[1]}.${Number(m[2]) - 1}`);
-    if (previous) return { after: previous.el };
-    const whole = lines.get(m[1]);
-    if (whole && !whole.final) return { before: whole.el, replaces: m[1] };
-    return null;
+    const k = Number(m[2]);
+    const previous = lines.get(k === 1 ? m[1] : `${m[1]}.${k - 1}`);
+    return previous ? { after: previous.el } : null;
   }
 
   function createLine(segmentId) {
@@ -221,10 +220,8 @@
     what.className = "text";
     el.append(who, what);
     const place = placeOf(segmentId);
-    if (place && place.after) place.after.after(el);
-    else if (place && place.before) place.before.before(el);
+    if (place) place.after.after(el);
     else els.captions.append(el);
-    if (place && place.replaces) removeLine(place.replaces);
     els.placeholder.remove();
     const line = { el, final: false, text: "" };
     lines.set(segmentId, line);
