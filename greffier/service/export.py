@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from fastapi.responses import Response
 
+from greffier.service.schemas import ErrorOut
 from greffier.subtitles.cues import CueRules, segment_cues
 from greffier.subtitles.formats import FORMATS, to_json, to_markdown, to_rttm, to_srt, to_webvtt
 from greffier.subtitles.minutes import Minutes
@@ -21,6 +23,13 @@ MEDIA_TYPES = {
     "rttm": "text/plain; charset=utf-8",
 }
 assert set(MEDIA_TYPES) == set(FORMATS)
+
+MINUTES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
+    404: {"model": ErrorOut, "description": "no such record, or an unknown format"},
+    422: {"model": ErrorOut, "description": "an unknown caption profile"},
+}
+"""OpenAPI responses of a minutes download (its ``?profile=``: ``state.CaptionRules``)."""
 
 
 def render(minutes: Minutes, fmt: str, rules: CueRules, file_id: str) -> str:

@@ -1,18 +1,21 @@
 """What one app instance holds: settings, the transcript store (opened on first use), the
-transcription queue; and the FastAPI dependency that hands it to routes."""
+transcription queue; and the FastAPI dependencies that hand them, and the caption rules a
+request names, to routes."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from greffier.core.config import ServiceSettings, Settings
-from greffier.core.errors import GreffierError, StoreError
+from greffier.core.errors import ConfigurationError, GreffierError, StoreError
 from greffier.core.log import get_logger
 from greffier.service.jobs import JobQueue, Runner, transcription_runner
 from greffier.store.sql import TranscriptStore
+from greffier.subtitles.cues import CueRules, cue_rules
 
 logger = get_logger("service")
 
@@ -87,3 +90,17 @@ def get_store(request: Request) -> TranscriptStore:
     except GreffierError as e:  # StoreError, or the store's missing dependency
         logger.warning("transcript store unavailable: %s", e.message)
         raise HTTPException(503, detail=f"the transcript store is unavailable: {e}") from e
+
+
+def caption_rules(
+    profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
+) -> CueRules:
+    """The cue rules of the request's ``profile``; 422 naming the known ones otherwise."""
+    try:
+        return cue_rules(profile)
+    except ConfigurationError as e:
+        raise HTTPException(422, detail=str(e)) from e
+
+
+CaptionRules = Annotated[CueRules, Depends(caption_rules)]
+"""A route parameter: the cue rules of the request's ``?profile=`` (422 for an unknown one)."""

@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from greffier.core.errors import ConfigurationError
 from greffier.core.types import Speaker, TranscriptSegment
 
 
@@ -85,6 +86,20 @@ reading times of 12 characters for 1 s, 20 for 2 s, 36 for 3 s and 60 for 4 s, w
 the usual line of French TV subtitling (the 40-column Teletext/DVB grid less margins and
 control characters) and matches the charter's 3-second unit. 7 s and 2 frames at 25 fps
 are kept from common practice."""
+
+PROFILES: dict[str, CueRules] = {"default": DEFAULT, "fr-tv": FR_TV}
+"""Caption line rules by the name ``--profile`` and ``?profile=`` take."""
+
+
+def cue_rules(profile: str) -> CueRules:
+    """The cue rules named ``profile`` (any case); a ConfigurationError names the known ones."""
+    try:
+        return PROFILES[profile.strip().lower()]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown caption profile {profile!r}",
+            hint=f"choose one of: {', '.join(PROFILES)}",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

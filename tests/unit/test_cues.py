@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from greffier.core.errors import ConfigurationError
 from greffier.core.types import Speaker, TranscriptSegment, Word
 from greffier.subtitles.cues import (
     DEFAULT,
     FR_TV,
     Cue,
     CueRules,
+    cue_rules,
     segment_cues,
     speaker_prefix,
 )
@@ -333,3 +335,10 @@ def test_profiles() -> None:
     assert (DEFAULT.min_duration_s, DEFAULT.max_duration_s) == (1.0, 7.0)
     assert FR_TV.max_lines == 2 and 36 <= FR_TV.max_chars_per_line <= 40
     assert 12.0 <= FR_TV.target_cps <= 15.0
+
+
+def test_profiles_by_name() -> None:
+    assert cue_rules("default") is DEFAULT and cue_rules(" FR-TV ") is FR_TV
+    with pytest.raises(ConfigurationError, match="cinema") as err:
+        cue_rules("cinema")
+    assert "fr-tv" in str(err.value)

@@ -10,12 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from greffier.core.errors import ConfigurationError
 from greffier.core.types import TranscriptSegment
-from greffier.recordings import cue_rules
 from greffier.service.auth import AUTH_RESPONSES, Authenticated, Caller, check_room
 from greffier.service.export import (
-    MEDIA_TYPES,
+    MINUTES_RESPONSES,
     check_format,
     download,
     download_stem,
@@ -29,9 +27,8 @@ from greffier.service.schemas import (
     SegmentOut,
     SpeakerOut,
 )
-from greffier.service.state import ServiceState, get_state, get_store
+from greffier.service.state import CaptionRules, ServiceState, get_state, get_store
 from greffier.store.sql import MeetingRecord, TranscriptStore
-from greffier.subtitles.cues import CueRules
 from greffier.subtitles.formats import FORMATS
 from greffier.subtitles.minutes import Minutes, assemble_minutes
 
@@ -41,14 +38,6 @@ NO_STORE = "no-store"
 
 Store = Annotated[TranscriptStore, Depends(get_store)]
 State = Annotated[ServiceState, Depends(get_state)]
-
-
-def rules_of(profile: str) -> CueRules:
-    """Cue rules by profile name; 422 for an unknown one."""
-    try:
-        return cue_rules(profile)
-    except ConfigurationError as e:
-        raise HTTPException(422, detail=str(e)) from e
 
 
 def _summary(m: MeetingRecord, state: ServiceState) -> MeetingSummary:
@@ -129,10 +118,7 @@ def meeting_detail(
 
 @router.get(
     "/{meeting_id}/minutes.{fmt}",
-    responses={
-        404: {"model": ErrorOut},
-        200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
-    },
+    responses=MINUTES_RESPONSES,
 )
 def meeting_minutes(
     meeting_id: str,
@@ -140,11 +126,10 @@ def meeting_minutes(
     caller: Authenticated,
     store: Store,
     state: State,
-    profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
+    rules: CaptionRules,
 ) -> Response:
     """The minutes as md, srt, vtt, json or rttm, named ``<room>-<YYYYMMDD-HHMM>.<fmt>``."""
     check_format(fmt)
-    rules = rules_of(profile)
     meeting, minutes = _load(store, meeting_id, caller)
     stem = download_stem(meeting.room, minutes.started_at)
     out = download(minutes, fmt, rules, stem)

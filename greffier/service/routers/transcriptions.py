@@ -9,19 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from greffier.core.log import get_logger
 from greffier.service.auth import AUTH_RESPONSES, require_operator
-from greffier.service.export import MEDIA_TYPES, check_format, download, local_time, safe_name
+from greffier.service.export import MINUTES_RESPONSES, check_format, download, local_time, safe_name
 from greffier.service.jobs import DONE, FAILED, Job, QueueFullError
 from greffier.service.languages import whisper_language
-from greffier.service.routers.meetings import rules_of
 from greffier.service.schemas import ErrorOut, JobOut
-from greffier.service.state import ServiceState, get_state
+from greffier.service.state import CaptionRules, ServiceState, get_state
 from greffier.service.uploads import (
     UploadError,
     job_from_upload,
@@ -258,10 +257,8 @@ def transcription_status(job_id: str, state: State) -> JobOut:
 @router.get(
     "/{job_id}/result.{fmt}",
     responses={
-        200: {"content": {t.split(";")[0]: {} for t in MEDIA_TYPES.values()}},
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut},
-        422: {"model": ErrorOut, "description": "an unknown caption profile"},
+        **MINUTES_RESPONSES,
+        409: {"model": ErrorOut, "description": "the job failed or is not done yet"},
         503: {"model": ErrorOut},
     },
 )
@@ -269,11 +266,10 @@ def transcription_result(
     job_id: str,
     fmt: str,
     state: State,
-    profile: Annotated[str, Query(description="caption rules: default or fr-tv")] = "default",
+    rules: CaptionRules,
 ) -> Response:
     """The minutes of a finished job as md, srt, vtt, json or rttm."""
     check_format(fmt)
-    rules = rules_of(profile)
     job = _job(state, job_id)[0]
     if job.status == FAILED:
         raise HTTPException(409, detail=f"the job failed: {job.error}")
