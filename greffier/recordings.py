@@ -30,6 +30,7 @@ from greffier.core.types import (
     join_words,
 )
 from greffier.diarization.assign import assign_speakers, speaker_parts
+from greffier.models.manager import MODELS, diarization_key, whisper_key
 from greffier.subtitles.cues import cue_rules
 from greffier.subtitles.formats import FORMATS, write_all
 from greffier.subtitles.minutes import Minutes, assemble_minutes
@@ -60,8 +61,9 @@ def parse_formats(formats: Sequence[str]) -> list[str]:
 
 
 def load_decoder(settings: Settings) -> WhisperDecoder:
-    """The Whisper model of ``settings.asr`` (blocking, seconds). Recordings are not live: with
-    ``cpu_threads`` unset, every core decodes."""
+    """The Whisper model of ``settings.asr``, loaded once per process (``models.manager``;
+    blocking, seconds the first time). Recordings are not live: with ``cpu_threads`` unset,
+    every core decodes."""
     import os
 
     from greffier.asr.whisper import WhisperDecoder
@@ -69,14 +71,17 @@ def load_decoder(settings: Settings) -> WhisperDecoder:
     asr = settings.asr
     if asr.cpu_threads == 0:
         asr = asr.model_copy(update={"cpu_threads": os.cpu_count() or 1})
-    return WhisperDecoder.load(asr, settings.cache_dir)
+    cache_dir = settings.cache_dir
+    return MODELS.get(whisper_key(asr, cache_dir), lambda: WhisperDecoder.load(asr, cache_dir))
 
 
 def load_diarizer(settings: Settings) -> PyannoteDiarizer:
-    """The diarization pipeline of ``settings.diarization`` (blocking, seconds)."""
+    """The diarization pipeline of ``settings.diarization``, loaded once per process
+    (``models.manager``; blocking, seconds the first time)."""
     from greffier.diarization.pyannote_adapter import PyannoteDiarizer
 
-    return PyannoteDiarizer.load(settings.diarization)
+    wanted = settings.diarization
+    return MODELS.get(diarization_key(wanted), lambda: PyannoteDiarizer.load(wanted))
 
 
 def _language(language: str | None, settings: Settings) -> str | None:

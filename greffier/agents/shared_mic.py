@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,23 +31,22 @@ from greffier.core.types import (
 )
 from greffier.diarization.assign import assign_speakers, speaker_parts, whole_id
 from greffier.diarization.online import OnlineDiarizer
+from greffier.models.manager import MODELS, diarization_key
+
+if TYPE_CHECKING:
+    from greffier.diarization.pyannote_adapter import PyannoteDiarizer
 
 logger = get_logger("agents.shared_mic")
 
 _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="greffier-diarize")
-_diarizer: object | None = None
-_diarizer_lock = threading.Lock()
 
 
-def shared_diarizer(settings: DiarizationSettings) -> object:
-    """The process-wide pyannote pipeline (loaded on first use; blocking)."""
-    global _diarizer
-    with _diarizer_lock:
-        if _diarizer is None:
-            from greffier.diarization.pyannote_adapter import PyannoteDiarizer
+def shared_diarizer(settings: DiarizationSettings) -> PyannoteDiarizer:
+    """The process's pyannote pipeline (:data:`~greffier.models.manager.MODELS`; loaded on
+    first use, blocking)."""
+    from greffier.diarization.pyannote_adapter import PyannoteDiarizer
 
-            _diarizer = PyannoteDiarizer.load(settings)
-        return _diarizer
+    return MODELS.get(diarization_key(settings), lambda: PyannoteDiarizer.load(settings))
 
 
 class SharedMicrophone:
@@ -69,7 +68,7 @@ class SharedMicrophone:
         """Load the pipeline (once per process) and start following the track."""
         loop = asyncio.get_running_loop()
         diarizer = await loop.run_in_executor(_EXECUTOR, shared_diarizer, self.settings)
-        self._online = OnlineDiarizer.from_settings(diarizer, self.settings)  # type: ignore[arg-type]
+        self._online = OnlineDiarizer.from_settings(diarizer, self.settings)
         self._online.push(self._pending)
         self._pending = np.zeros(0, np.float32)
         self._task = asyncio.create_task(self._follow())
@@ -146,7 +145,7 @@ class SharedMicrophone:
             return segments
         loop = asyncio.get_running_loop()
         diarizer = await loop.run_in_executor(_EXECUTOR, shared_diarizer, self.settings)
-        turns = await loop.run_in_executor(_EXECUTOR, diarizer.diarize, audio)  # type: ignore[attr-defined]
+        turns = await loop.run_in_executor(_EXECUTOR, diarizer.diarize, audio)
         meeting_turns = [
             SpeakerTurn(timeline.to_meeting(t.start), timeline.to_meeting(t.end), t.speaker)
             for t in turns

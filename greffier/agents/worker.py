@@ -35,6 +35,7 @@ from greffier.core.errors import (
 from greffier.core.log import get_logger
 from greffier.livekit.server import wait_healthy
 from greffier.livekit.worker_process import READY_LINE
+from greffier.models.manager import ENGINE, MODELS, engine_key, whisper_key
 from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
 
 logger = get_logger("agents.worker")
@@ -45,20 +46,19 @@ _AGENT_KIND = 4
 """``PARTICIPANT_KIND_AGENT`` (the same value in ``rtc.ParticipantKind`` and
 ``api.ParticipantInfo.Kind``): only an agent, never a person setting attributes, counts."""
 
-_engine: InferenceEngine | None = None
-_engine_lock = threading.Lock()
 _active_rooms: set[str] = set()
 _rooms_lock = threading.Lock()
 
 
 def shared_engine(settings: Settings) -> InferenceEngine:
-    """The process-wide engine (loads the model on first use; blocking)."""
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            decoder = WhisperDecoder.load(settings.asr, settings.cache_dir)
-            _engine = engine_for(decoder, settings.asr.max_batch_size)
-        return _engine
+    """The process's engine and its Whisper model (:data:`~greffier.models.manager.MODELS`;
+    loaded on first use, blocking)."""
+    asr, cache_dir = settings.asr, settings.cache_dir
+    decoder = MODELS.get(whisper_key(asr, cache_dir), lambda: WhisperDecoder.load(asr, cache_dir))
+    return MODELS.get(
+        engine_key(whisper_key(asr, cache_dir), asr.max_batch_size),
+        lambda: engine_for(decoder, asr.max_batch_size),
+    )
 
 
 def _is_captioner(p: Any, agent_name: str) -> bool:
@@ -236,7 +236,8 @@ def _load(settings: Settings) -> float:
     with _rooms_lock:
         active = len(_active_rooms)
     metrics.set_rooms(active)
-    device = getattr(getattr(_engine, "decoder", None), "device", None)
+    engines = MODELS.loaded(ENGINE)
+    device = getattr(engines[0].decoder, "device", None) if engines else None
     capacity = settings.agent.capacity_streams or default_capacity(getattr(device, "device", "cpu"))
     load = current_load(capacity, active, settings.agent.max_rooms)
     return reported_load(load, settings.agent.load_threshold)

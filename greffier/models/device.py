@@ -50,10 +50,7 @@ def resolve_device(
                 hint="set the device to auto or cpu, or check the GPU driver",
             )
         chosen = "cuda" if has_cuda else "cpu"
-        precision = compute_type
-        if compute_type == "auto":
-            precision = "float16" if chosen == "cuda" else "int8"
-        choice = DeviceChoice(chosen, precision)
+        choice = DeviceChoice(chosen, precision_for(chosen, compute_type))
         _resolved[key] = choice
         logger.info(
             "%s runs on %s with %s (settings: device=%s, compute_type=%s)",
@@ -64,3 +61,20 @@ def resolve_device(
             compute_type,
         )
         return choice
+
+
+def precision_for(device: str, compute_type: str) -> str:
+    """The precision ``compute_type`` means on a concrete ``device``: ``auto`` is float16 on
+    CUDA and int8 on CPU."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+def known_choice(device: str, compute_type: str, *, library: str) -> DeviceChoice | None:
+    """What these settings mean, when it is known without probing the hardware: a concrete
+    device, or ``auto`` that :func:`resolve_device` already resolved for ``library``."""
+    if device in ("cpu", "cuda"):
+        return DeviceChoice(device, precision_for(device, compute_type))
+    with _lock:
+        return _resolved.get((library, device, compute_type))

@@ -1,5 +1,6 @@
 """Batch transcription jobs: one worker thread runs them one at a time, in order, from a
-bounded queue; Whisper (and pyannote, when asked) are loaded once per process and shared.
+bounded queue; Whisper (and pyannote, when asked) are loaded once per process and shared
+(``greffier.models.manager``).
 
 Jobs of ``POST /api/transcriptions`` and their minutes live in the store
 (``greffier.store.jobs``): once the queue is opened on it (:meth:`JobQueue.open`, at start-up),
@@ -20,7 +21,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from greffier.core.audio import AudioTooLongError, read_audio_bounded
 from greffier.core.config import Settings
@@ -28,10 +28,6 @@ from greffier.core.errors import AudioFormatError, GreffierError, StoreError
 from greffier.core.log import get_logger
 from greffier.store.jobs import JobRecord, JobStore
 from greffier.subtitles.minutes import Minutes
-
-if TYPE_CHECKING:
-    from greffier.asr.whisper import WhisperDecoder
-    from greffier.diarization.pyannote_adapter import PyannoteDiarizer
 
 logger = get_logger("service.jobs")
 
@@ -473,45 +469,19 @@ def _sweep(upload_dir: Path, keep: set[str], *, before: float) -> int:
     return removed
 
 
-class SharedModels:
-    """The models of this process, loaded on first use and kept (one per settings)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._decoders: dict[str, WhisperDecoder] = {}
-        self._diarizers: dict[str, PyannoteDiarizer] = {}
-
-    def decoder(self, settings: Settings) -> WhisperDecoder:
-        from greffier.recordings import load_decoder
-
-        key = f"{settings.cache_dir}|{settings.asr.model_dump_json()}"
-        with self._lock:
-            if key not in self._decoders:
-                self._decoders[key] = load_decoder(settings)
-            return self._decoders[key]
-
-    def diarizer(self, settings: Settings) -> PyannoteDiarizer:
-        from greffier.recordings import load_diarizer
-
-        key = settings.diarization.model_dump_json()
-        with self._lock:
-            if key not in self._diarizers:
-                self._diarizers[key] = load_diarizer(settings)
-            return self._diarizers[key]
-
-
-MODELS = SharedModels()
-"""The process's models, shared by every app instance."""
-
-
-def transcription_runner(settings: Settings, models: SharedModels = MODELS) -> Runner:
+def transcription_runner(settings: Settings) -> Runner:
     """A runner transcribing with :func:`greffier.recordings.transcribe_audio`. The upload is
     decoded first, within ``service.max_duration_s`` (refused from its metadata when it says
     longer, stopped while decoding otherwise), so a file that is no audio, or too long, fails
     before any model loads."""
 
     def run(job: Job, report: Callable[[float, float], None]) -> Minutes:
-        from greffier.recordings import recording_start, transcribe_audio
+        from greffier.recordings import (
+            load_decoder,
+            load_diarizer,
+            recording_start,
+            transcribe_audio,
+        )
 
         audio, info = read_audio_bounded(
             job.path, settings.service.max_duration_s, check=lambda _: report(0.0, 0.0)
@@ -522,8 +492,8 @@ def transcription_runner(settings: Settings, models: SharedModels = MODELS) -> R
             wanted = settings.model_copy(
                 update={"asr": settings.asr.model_copy(update={"model": job.model})}
             )
-        decoder = models.decoder(wanted)
-        diarizer = models.diarizer(settings) if job.diarize else None
+        decoder = load_decoder(wanted)  # loaded once per process (models.manager)
+        diarizer = load_diarizer(settings) if job.diarize else None
         report(0.0, 0.0)
         name = Path(job.filename).stem[:64] or "recording"
         return transcribe_audio(
