@@ -23,6 +23,18 @@ def word_key(word: Word) -> str:
     return _PUNCT.sub("", word.text.lower())
 
 
+def strip_seam(
+    previous: Sequence[Word], words: Sequence[Word], max_words: int = _MAX_SEAM_NGRAM
+) -> list[Word]:
+    """``words`` without a head that repeats the last words of ``previous`` (the longest such
+    overlap, up to ``max_words``): what a decode that heard the end of earlier words wrote
+    again at the seam."""
+    for k in range(min(max_words, len(words), len(previous)), 0, -1):
+        if [word_key(w) for w in words[:k]] == [word_key(w) for w in previous[-k:]]:
+            return list(words[k:])
+    return list(words)
+
+
 class LocalAgreement:
     """Confirm words once ``n`` successive hypotheses of the same audio agree on them."""
 
@@ -49,12 +61,7 @@ class LocalAgreement:
             return [w for w in words if word_key(w)]
         limit = self.confirmed_end - _SEAM_TOLERANCE_S
         tail = [w for w in words if w.start > limit and word_key(w)]
-        for k in range(min(_MAX_SEAM_NGRAM, len(tail), len(self._confirmed)), 0, -1):
-            head = [word_key(w) for w in tail[:k]]
-            last = [word_key(w) for w in self._confirmed[-k:]]
-            if head == last:
-                return tail[k:]
-        return tail
+        return strip_seam(self._confirmed, tail)
 
     def insert(self, words: Sequence[Word]) -> tuple[tuple[Word, ...], tuple[Word, ...]]:
         """Add a hypothesis of the whole buffer so far.

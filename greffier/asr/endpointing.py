@@ -1,22 +1,38 @@
-"""Utterance endpointing from VAD probabilities: a pure policy, one decision per window."""
+"""Utterance endpointing from VAD probabilities: a pure policy, one decision per window.
+
+Durations are set in seconds (:class:`~greffier.core.config.VadSettings`) and turned into VAD
+windows here, once (:func:`windows`).
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
+from greffier.asr.vad import WINDOW_S
+from greffier.core.config import VadSettings
+
+_DEFAULT = VadSettings()
+
+
+def windows(seconds: float) -> int:
+    """Whole VAD windows in ``seconds`` (at least one)."""
+    return max(1, round(seconds / WINDOW_S))
+
 
 class EndpointEvent(enum.StrEnum):
     """What a VAD window changes."""
 
     SPEECH_STARTED = "speech_started"
-    """Speech has lasted ``min_speech`` windows; it started ``start_window``."""
+    """Speech has lasted ``min_speech`` windows; :attr:`Endpoint.window` is where it began."""
     PAUSE_STARTED = "pause_started"
-    """Speech just dropped below the off threshold: maybe the end of the utterance."""
+    """Speech just dropped below the off threshold (maybe the end of the utterance), at
+    :attr:`Endpoint.window`."""
     SPEECH_RESUMED = "speech_resumed"
     """A pause ended before it became an endpoint."""
     SPEECH_ENDED = "speech_ended"
-    """The pause lasted ``min_silence`` windows: the utterance ended at ``end_window``."""
+    """The pause lasted ``min_silence`` windows; :attr:`Endpoint.window` is where it began
+    (the end of the utterance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +50,9 @@ class Endpointer:
     def __init__(
         self,
         *,
-        threshold: float = 0.5,
-        min_speech_windows: int = 8,
-        min_silence_windows: int = 16,
+        threshold: float = _DEFAULT.threshold,
+        min_speech_windows: int = windows(_DEFAULT.min_speech_s),
+        min_silence_windows: int = windows(_DEFAULT.min_silence_s),
     ) -> None:
         self.on = threshold
         self.off = max(0.01, threshold - 0.15)
@@ -47,6 +63,15 @@ class Endpointer:
         self._candidate_start: int | None = None
         self._speech_run = 0
         self._pause_start: int | None = None
+
+    @classmethod
+    def from_settings(cls, vad: VadSettings) -> Endpointer:
+        """An endpointer with the durations of ``vad`` (seconds) in VAD windows."""
+        return cls(
+            threshold=vad.threshold,
+            min_speech_windows=windows(vad.min_speech_s),
+            min_silence_windows=windows(vad.min_silence_s),
+        )
 
     @property
     def in_speech(self) -> bool:

@@ -5,30 +5,48 @@ at pauses; chunks of similar length are decoded together (``decode_batch``), eac
 own audio plus a little padding in the encoder window rather than Whisper's 30 s. Each chunk
 gets ``context_s`` of the audio before it as acoustic context (its words are dropped). One
 language per recording: the given one, or detected once on the first speech.
+
+The VAD is described by :class:`~greffier.core.config.VadSettings` as for live streams; a
+recording takes the configured threshold and padding (:meth:`ChunkingOptions.from_settings`)
+but cuts at shorter pauses than a live endpoint (:data:`RECORDING_VAD`): here a pause only
+marks where a chunk may end, and chunks join again across pauses under ``merge_gap_s``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from greffier.asr.endpointing import Endpointer, EndpointEvent
+from greffier.asr.segmenting import words_after
 from greffier.asr.vad import WINDOW, SileroVad
 from greffier.asr.whisper import DecodeOptions, WhisperDecoder
 from greffier.core.audio import SAMPLE_RATE, FloatArray
+from greffier.core.config import VadSettings
 from greffier.core.types import Hypothesis, join_words
+
+RECORDING_VAD = VadSettings(min_speech_s=0.125, min_silence_s=0.3)
+"""A recording's speech regions: shorter speech and pauses than a live endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkingOptions:
     max_chunk_s: float = 20.0
-    min_silence_s: float = 0.3
-    pad_s: float = 0.2
+    vad: VadSettings = RECORDING_VAD
+    """Speech regions (``speech_pad_s`` kept either side of each)."""
     merge_gap_s: float = 0.8
     """Speech separated by a shorter pause shares a chunk; a longer pause starts a new one
     (one decode over a long silence may skip the speech before it)."""
     context_s: float = 1.0
     batch_size: int = 4
+
+    @classmethod
+    def from_settings(cls, vad: VadSettings, **overrides: Any) -> ChunkingOptions:
+        """Chunking with the configured VAD threshold and padding (:data:`RECORDING_VAD`'s
+        durations)."""
+        update = {"threshold": vad.threshold, "speech_pad_s": vad.speech_pad_s}
+        return cls(vad=RECORDING_VAD.model_copy(update=update), **overrides)
 
 
 def speech_chunks(
@@ -36,10 +54,7 @@ def speech_chunks(
 ) -> list[tuple[int, int]]:
     """Sample ranges of speech, cut at pauses, each at most ``max_chunk_s`` long."""
     probs = (vad or SileroVad.shared()).stream().process(audio)
-    ep = Endpointer(
-        min_speech_windows=4,
-        min_silence_windows=max(1, round(options.min_silence_s * SAMPLE_RATE / WINDOW)),
-    )
+    ep = Endpointer.from_settings(options.vad)
     regions: list[tuple[int, int]] = []
     start: int | None = None
     for p in probs:
@@ -52,7 +67,7 @@ def speech_chunks(
     end = ep.force_end()
     if end is not None and start is not None:
         regions.append((start, min(audio.size, end.window * WINDOW)))
-    pad = int(options.pad_s * SAMPLE_RATE)
+    pad = int(options.vad.speech_pad_s * SAMPLE_RATE)
     limit = int(options.max_chunk_s * SAMPLE_RATE)
     chunks: list[tuple[int, int]] = []
     gap = int(options.merge_gap_s * SAMPLE_RATE)
@@ -107,9 +122,7 @@ def transcribe_recording(
             # often starts early, so the line is drawn where the previous chunk ended.
             previous_end = chunks[i - 1][1] if i else 0
             boundary = max(previous_end, s - ctx // 2) / SAMPLE_RATE
-            words = tuple(
-                w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
-            )
+            words = words_after(hyp.words, offset, boundary)
             results[i] = replace(hyp, words=words, text=join_words(words))
             done_s += (e - s) / SAMPLE_RATE
         if progress is not None:

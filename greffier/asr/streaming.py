@@ -7,19 +7,24 @@ the interim caption is that prefix plus the latest tentative tail. A final is pr
 
 * at a VAD endpoint: the decode of the whole utterance is started speculatively as soon as the
   speaker pauses, so it is usually ready when the pause becomes an endpoint;
-* once the segment is ``trim_after_s`` long, at a confirmed sentence end (no extra decode:
-  the confirmed words are the final, and the buffer is trimmed there);
+* once the segment is ``trim_after_s`` long, at a confirmed sentence end; by default the
+  confirmed words are the final (no extra decode; ``cut_decode`` decodes the stretch once
+  more), and the buffer is trimmed there;
 * at ``max_segment_s``, at the last confirmed word.
+
+Where a segment is cut, which audio a decode hears and what is removed at a seam are pure
+rules (:mod:`~greffier.asr.segmenting`, :func:`~greffier.asr.agreement.strip_seam`); the
+state of the utterance being transcribed is one :class:`_Segment`.
 
 Audio goes through a slow gain (:mod:`~greffier.asr.level`) before the VAD and the decoder,
 so quiet microphones are heard like loud ones. Hallucination guards run on every hypothesis. A
 final never takes away confirmed words unless they are shown to be a hallucination: a failed
 final decode is retried and, failing that, the confirmed words are the final
 (:mod:`~greffier.asr.recovery`); a phrase written twice is kept once, within a final and
-across the seam with the previous one (:mod:`~greffier.asr.repeats`). Finals are not given to
-Whisper as a text prompt unless ``use_prompt``. Events carry times on the stream's own timeline
-(seconds of audio pushed); :meth:`StreamingTranscriber.stats` counts retracted segments,
-repeated phrases removed, retries and fallbacks.
+across the seam with the previous one (:mod:`~greffier.asr.repeats`). By default no text
+prompt is given to Whisper (``use_prompt`` gives it the previous finals). Events carry times
+on the stream's own timeline (seconds of audio pushed); :meth:`StreamingTranscriber.stats`
+counts retracted segments, repeated phrases removed, retries and fallbacks.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from greffier.asr.agreement import LocalAgreement, word_key
+from greffier.asr.agreement import LocalAgreement, strip_seam, word_key
 from greffier.asr.endpointing import Endpointer, EndpointEvent
 from greffier.asr.engine import InferenceEngine, RequestKind, Superseded
 from greffier.asr.guards import GuardOptions, GuardVerdict, HallucinationGuard
@@ -42,6 +47,7 @@ from greffier.asr.language import LanguageTracker
 from greffier.asr.level import LevelNormalizer, LevelOptions
 from greffier.asr.recovery import Verdict, better, judge, retry_plan
 from greffier.asr.repeats import drop_repeats, drop_seam_repeat
+from greffier.asr.segmenting import MIN_CUT_S, context_start, cut_point, words_after
 from greffier.asr.vad import WINDOW, SileroVad, VadStream
 from greffier.asr.whisper import DecodeOptions
 from greffier.core.audio import SAMPLE_RATE, FloatArray
@@ -51,8 +57,6 @@ from greffier.core.types import Hypothesis, TranscriptEvent, TranscriptEventType
 
 logger = get_logger("asr.streaming")
 
-_SENTENCE_END = (".", "?", "!", "。", "？", "！")
-_CLAUSE_END = (",", ";", ":", "，", "；", "：")
 _VAD_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="greffier-vad")
 _PROMPT_CHARS = 200
 _stream_ids = itertools.count(1)
@@ -92,11 +96,8 @@ class StreamingOptions:
     final_tail_after_s: float = 0.0
     """From this segment length on (0: never), finals decode only what follows the confirmed
     words, as with ``final_tail_only``: a long sentence's final then costs a short decode."""
-    vad_threshold: float = 0.5
-    min_speech_s: float = 0.25
-    min_silence_s: float = 0.5
-    speech_pad_s: float = 0.2
-    """Audio kept after the end of speech."""
+    vad: VadSettings = field(default_factory=VadSettings)
+    """Endpointing (threshold, shortest speech, the pause that ends an utterance, padding)."""
     lead_pad_s: float = 1.0
     """Audio kept before the detected start of speech (VAD onsets lag the first phoneme)."""
     context_s: float = 2.0
@@ -128,10 +129,7 @@ class StreamingOptions:
             beam_size=asr.beam_size,
             final_beam_size=asr.final_beam_size,
             encoder_pad_s=asr.encoder_pad_s,
-            vad_threshold=vad.threshold,
-            min_speech_s=vad.min_speech_ms / 1000,
-            min_silence_s=vad.min_silence_ms / 1000,
-            speech_pad_s=vad.speech_pad_ms / 1000,
+            vad=vad,
             level=LevelOptions(enabled=asr.normalize_level),
         )
         return replace(opts, **overrides)  # type: ignore[arg-type]
@@ -153,6 +151,29 @@ _CLOSE = _Close()
 class _Speculation:
     end: int
     task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]
+
+
+@dataclass(eq=False)
+class _Segment:
+    """The utterance being transcribed, from its first sample to its final."""
+
+    start: int
+    """First sample of its audio."""
+    agreement: LocalAgreement
+    last_interim_request: int
+    """Stream sample at which the last interim decode was asked for."""
+    revision: int = 0
+    interims_emitted: int = 0
+    last_emitted_text: str = ""
+    tentative: tuple[Word, ...] = ()
+    """The latest hypothesis after the confirmed words."""
+    speculation: _Speculation | None = None
+    interim_task: asyncio.Task[None] | None = None
+
+    def cancel_interim(self) -> None:
+        if self.interim_task is not None and not self.interim_task.done():
+            self.interim_task.cancel()
+        self.interim_task = None
 
 
 class StreamingTranscriber:
@@ -179,16 +200,12 @@ class StreamingTranscriber:
         self.engine = engine
         self.stream_id = stream_id or f"s{next(_stream_ids)}"
         self._vad: VadStream = (vad or SileroVad.shared()).stream()
-        self._endpointer = Endpointer(
-            threshold=o.vad_threshold,
-            min_speech_windows=max(1, round(o.min_speech_s * SAMPLE_RATE / WINDOW)),
-            min_silence_windows=max(1, round(o.min_silence_s * SAMPLE_RATE / WINDOW)),
-        )
+        self._endpointer = Endpointer.from_settings(o.vad)
         self._guard = HallucinationGuard(o.guard)
         self._level = LevelNormalizer(o.level)
-        self._agreement = LocalAgreement(o.agreement)
-        self.language = LanguageTracker(o.language, multilingual=engine.multilingual)
-        self._pad = int(o.speech_pad_s * SAMPLE_RATE)
+        self.language_tracker = LanguageTracker(o.language, multilingual=engine.multilingual)
+        """The language decodes use: forced, or detected and re-checked by the finals."""
+        self._pad = int(o.vad.speech_pad_s * SAMPLE_RATE)
         self._lead = int(o.lead_pad_s * SAMPLE_RATE)
         self._context = int(o.context_s * SAMPLE_RATE)
         self._floor = 0  # audio before this sample belongs to finalised segments
@@ -221,16 +238,9 @@ class StreamingTranscriber:
         """Finals decoded again because the first decode failed or lost confirmed words."""
         self.confirmed_fallbacks = 0
         """Finals made of the confirmed words after every retry failed."""
-        # segment state
-        self._seg_start: int | None = None
+        # the utterance being transcribed, and the index its final will have
+        self._seg: _Segment | None = None
         self._seg_index = 0
-        self._revision = 0
-        self._last_interim_request = 0
-        self._last_emitted_text = ""
-        self._interims_emitted = 0
-        self._interim_task: asyncio.Task[None] | None = None
-        self._tentative: tuple[Word, ...] = ()
-        self._speculation: _Speculation | None = None
         self._silence_since: int | None = 0
         self._prompt = ""
         # output side
@@ -286,7 +296,7 @@ class StreamingTranscriber:
 
     def set_language(self, language: str | None) -> None:
         """Force a language for the coming decodes, or None to detect it."""
-        self.language.force(language)
+        self.language_tracker.force(language)
 
     # -- output --------------------------------------------------------------------------
 
@@ -312,7 +322,7 @@ class StreamingTranscriber:
             "repeated_phrases": self.repeated_phrases,
             "final_retries": self.final_retries,
             "confirmed_fallbacks": self.confirmed_fallbacks,
-            "language_changes": self.language.changes,
+            "language_changes": self.language_tracker.changes,
             "dropped_audio_s": self.dropped_audio_s,
         }
 
@@ -338,8 +348,8 @@ class StreamingTranscriber:
                 levelled, probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
                 await self._ingest(levelled, probs)
         finally:
-            if self._interim_task is not None:
-                self._interim_task.cancel()
+            if self._seg is not None:
+                self._seg.cancel_interim()
             self.engine.forget(self.stream_id)
             self._idle.set()
             self._events.put_nowait(None)
@@ -355,13 +365,13 @@ class StreamingTranscriber:
                     self._start_segment(ep.window * WINDOW)
                 elif ep.event is EndpointEvent.PAUSE_STARTED:
                     self._speculate(min(ep.window * WINDOW + self._pad, self._samples_in))
-                elif ep.event is EndpointEvent.SPEECH_RESUMED:
-                    self._speculation = None  # its result still shows as an interim
+                elif ep.event is EndpointEvent.SPEECH_RESUMED and self._seg is not None:
+                    self._seg.speculation = None  # its result still shows as an interim
                 elif ep.event is EndpointEvent.SPEECH_ENDED:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
                     await self._end_segment(end, reason="endpoint")
-        if self._seg_start is not None:
-            await self._while_speaking()
+        if self._seg is not None:
+            await self._while_speaking(self._seg)
         else:
             self._trim_idle_buffer()
 
@@ -376,7 +386,10 @@ class StreamingTranscriber:
 
     def _trim_idle_buffer(self) -> None:
         keep = (
-            self._context + self._lead + int(self.options.min_speech_s * SAMPLE_RATE) + 2 * WINDOW
+            self._context
+            + self._lead
+            + int(self.options.vad.min_speech_s * SAMPLE_RATE)
+            + 2 * WINDOW
         )
         excess = self._buf.size - keep
         if excess > 0:
@@ -384,7 +397,7 @@ class StreamingTranscriber:
             self._buf_start += excess
         if self._silence_since is not None:
             silent_s = (self._samples_in - self._silence_since) / SAMPLE_RATE
-            self.language.silence(silent_s)
+            self.language_tracker.silence(silent_s)
 
     def _drop_before(self, sample: int) -> None:
         """Forget audio no decode will need: before ``sample`` minus the context."""
@@ -424,14 +437,12 @@ class StreamingTranscriber:
         the whole decode first (a credit line half in the context is still a credit line),
         then what is kept. A decode made without a language votes for the one it detected.
         """
-        ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
-        if not with_context:
-            ctx = start
+        ctx = self._context_start(start) if with_context else start
         speech_s = (end - start) / SAMPLE_RATE
         if kind is RequestKind.FINAL:
-            language = self.language.for_final(speech_s)
+            language = self.language_tracker.for_final(speech_s)
         else:
-            language = self.language.language
+            language = self.language_tracker.language
         while True:
             hyp = await self.engine.decode(
                 self.stream_id,
@@ -441,54 +452,50 @@ class StreamingTranscriber:
             )
             whole = self._guard.check(hyp)
             if language is None and not whole.rejected and hyp.language:
-                self.language.observe(hyp.language, hyp.language_probability, speech_s)
+                self.language_tracker.observe(hyp.language, hyp.language_probability, speech_s)
             if whole.rejected:
                 return hyp, whole
-            offset = ctx / SAMPLE_RATE
-            boundary = start / SAMPLE_RATE
-            words = [
-                w.shifted(offset) for w in hyp.words if offset + (w.start + w.end) / 2 >= boundary
-            ]
+            words = words_after(hyp.words, ctx / SAMPLE_RATE, start / SAMPLE_RATE)
             if words or not hyp.words or ctx >= start or kind is not RequestKind.FINAL:
                 break
             # Every word fell in the context (Whisper stopped there): decode without it.
             ctx = start
         if ctx < start and words and seam:
-            tail = [word_key(w) for w in seam[-5:]]
-            for k in range(min(len(tail), len(words)), 0, -1):
-                if [word_key(w) for w in words[:k]] == tail[-k:]:
-                    words = words[k:]
-                    break
-        hyp = replace(hyp, words=tuple(words), text=join_words(words))
+            words = tuple(strip_seam(seam, words))
+        hyp = replace(hyp, words=words, text=join_words(words))
         return hyp, self._guard.check(hyp)
 
+    def _context_start(self, start: int) -> int:
+        return context_start(
+            start, buffer_start=self._buf_start, context=self._context, pause_end=self._context_from
+        )
+
     def _start_segment(self, speech_start: int) -> None:
-        self._seg_start = max(self._floor, self._buf_start, speech_start - self._lead)
+        start = max(self._floor, self._buf_start, speech_start - self._lead)
         # The first interim waits for first_interim_s of speech: less is rarely a word.
         first = int((self.options.interim_interval_s - self.options.first_interim_s) * SAMPLE_RATE)
-        self._last_interim_request = max(self._seg_start, speech_start - max(0, first))
-        self._revision = 0
-        self._interims_emitted = 0
-        self._last_emitted_text = ""
-        self._agreement.reset()
-        self._tentative = ()
-        self._speculation = None
+        self._seg = _Segment(
+            start=start,
+            agreement=LocalAgreement(self.options.agreement),
+            last_interim_request=max(start, speech_start - max(0, first)),
+        )
         self._silence_since = None
         self._emit(
             TranscriptEvent(
                 TranscriptEventType.SPEECH_STARTED,
                 self._seg_index,
-                self._seg_start / SAMPLE_RATE,
-                self._seg_start / SAMPLE_RATE,
+                start / SAMPLE_RATE,
+                start / SAMPLE_RATE,
             )
         )
 
     def _speculate(self, end: int) -> None:
-        if not self.options.speculative_final or self._seg_start is None:
+        seg = self._seg
+        if not self.options.speculative_final or seg is None:
             return
-        task = asyncio.create_task(self._final_decode(self._seg_start, end))
-        self._speculation = _Speculation(end, task)
-        seg_index, start, revision = self._seg_index, self._seg_start, self._revision
+        task = asyncio.create_task(self._final_decode(seg, end))
+        seg.speculation = _Speculation(end, task)
+        revision = seg.revision
 
         def show(task: asyncio.Task[tuple[Hypothesis, GuardVerdict]]) -> None:
             # The newest hypothesis while the pause is not yet an endpoint: shown as an interim
@@ -496,62 +503,58 @@ class StreamingTranscriber:
             # resume.
             if task.cancelled() or task.exception() is not None:
                 return
-            if (seg_index, start, revision) == (self._seg_index, self._seg_start, self._revision):
+            if seg is self._seg and seg.revision == revision:
                 hyp, verdict = task.result()
-                self._show_interim(hyp, verdict, (end - start) / SAMPLE_RATE)
+                self._show_interim(seg, hyp, verdict)
 
         task.add_done_callback(show)
 
-    async def _while_speaking(self) -> None:
-        assert self._seg_start is not None
+    async def _while_speaking(self, seg: _Segment) -> None:
         o = self.options
-        seg_len = (self._samples_in - self._seg_start) / SAMPLE_RATE
-        if seg_len >= o.trim_after_s and await self._cut_at_confirmed(seg_len):
+        seg_len = (self._samples_in - seg.start) / SAMPLE_RATE
+        if seg_len >= o.trim_after_s and await self._cut_at_confirmed(seg, seg_len):
             return
         interval = o.interim_interval_s * self.engine.interim_spacing()
-        due = self._samples_in - self._last_interim_request >= interval * SAMPLE_RATE
-        busy = self._interim_task is not None and not self._interim_task.done()
+        due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
+        busy = seg.interim_task is not None and not seg.interim_task.done()
         if due and not busy:
-            self._last_interim_request = self._samples_in
-            task = asyncio.create_task(
-                self._interim(self._seg_index, self._seg_start, self._samples_in)
-            )
-            self._interim_task = task
+            seg.last_interim_request = self._samples_in
+            task = asyncio.create_task(self._interim(seg, self._samples_in))
+            seg.interim_task = task
             if o.synchronous:
                 await task
 
-    async def _interim(self, seg_index: int, start: int, end: int) -> None:
-        confirmed = self._agreement.confirmed
-        from_sample = start
+    async def _interim(self, seg: _Segment, end: int) -> None:
+        confirmed = seg.agreement.confirmed
+        from_sample = seg.start
         if confirmed and self.options.interim_tail_only:
             # Only the audio after the confirmed words is decoded again (plus context).
-            from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
+            from_sample = max(seg.start, int(confirmed[-1].end * SAMPLE_RATE))
         try:
             hyp, verdict = await self._decode(
                 RequestKind.INTERIM,
                 from_sample,
                 end,
                 self.options.beam_size,
-                seam=confirmed if from_sample > start else self._last_final_words,
+                seam=confirmed if from_sample > seg.start else self._last_final_words,
             )
         except Superseded:
             return
-        if seg_index != self._seg_index or self._seg_start != start:
+        if seg is not self._seg:
             return  # the segment was finalised or cut meanwhile
-        self._show_interim(hyp, verdict, (end - from_sample) / SAMPLE_RATE)
+        self._show_interim(seg, hyp, verdict)
 
-    def _show_interim(self, hyp: Hypothesis, verdict: GuardVerdict, speech_s: float) -> None:
+    def _show_interim(self, seg: _Segment, hyp: Hypothesis, verdict: GuardVerdict) -> None:
         if verdict.rejected:
             return
-        _, tentative = self._agreement.insert(verdict.words)
-        self._tentative = tentative
-        confirmed = self._agreement.confirmed
-        shown = confirmed + tentative
+        _, seg.tentative = seg.agreement.insert(verdict.words)
+        confirmed = seg.agreement.confirmed
+        shown = confirmed + seg.tentative
         text = join_words(shown)
-        if not text or text == self._last_emitted_text:
+        if not text or text == seg.last_emitted_text:
             return
-        self._last_emitted_text = text
-        self._interims_emitted += 1
+        seg.last_emitted_text = text
+        seg.interims_emitted += 1
         self._emit(
             TranscriptEvent(
                 TranscriptEventType.INTERIM,
@@ -562,28 +565,25 @@ class StreamingTranscriber:
                 words=shown,
                 confirmed_words=len(confirmed),
                 language=hyp.language,
-                revision=self._revision,
+                revision=seg.revision,
             )
         )
-        self._revision += 1
+        seg.revision += 1
 
-    async def _final_decode(self, start: int, end: int) -> tuple[Hypothesis, GuardVerdict]:
+    async def _final_decode(self, seg: _Segment, end: int) -> tuple[Hypothesis, GuardVerdict]:
         """The decode a final comes from: the whole segment, or with ``final_tail_only`` the
         confirmed words plus a decode of what follows them."""
-        confirmed = self._agreement.confirmed
+        confirmed = seg.agreement.confirmed
         o = self.options
+        start = seg.start
         tail_only = o.final_tail_only or (0 < o.final_tail_after_s <= (end - start) / SAMPLE_RATE)
         if not tail_only or not confirmed:
             return await self._decode(
-                RequestKind.FINAL,
-                start,
-                end,
-                self.options.final_beam_size,
-                seam=self._last_final_words,
+                RequestKind.FINAL, start, end, o.final_beam_size, seam=self._last_final_words
             )
         from_sample = max(start, int(confirmed[-1].end * SAMPLE_RATE))
         hyp, verdict = await self._decode(
-            RequestKind.FINAL, from_sample, end, self.options.final_beam_size, seam=confirmed
+            RequestKind.FINAL, from_sample, end, o.final_beam_size, seam=confirmed
         )
         if verdict.rejected == "silence_phrase":
             return hyp, verdict
@@ -591,90 +591,78 @@ class StreamingTranscriber:
         joined = replace(hyp, words=words, text=join_words(words))
         return joined, GuardVerdict(words, joined.text)
 
-    async def _cut_at_confirmed(self, seg_len: float) -> bool:
-        """Finalise the confirmed words up to a sentence end (or any word when too long)."""
-        assert self._seg_start is not None
-        confirmed = self._agreement.confirmed
-        min_end = self._seg_start / SAMPLE_RATE + 2.0
-        cut: int | None = None
-        # A sentence end counts only once confirmed words follow it and the next one does not
-        # start in lower case: Whisper puts a full stop wherever its audio stops ("for our
-        # purpose." then "may be considered..."), and cutting there breaks the sentence.
-        after = confirmed + (self._tentative[:1] if self.options.cut_on_tentative else ())
-        for i in range(len(after) - 2, -1, -1):
-            if confirmed[i].end < min_end:
-                break
-            following = after[i + 1].text.strip()
-            if confirmed[i].text.rstrip().endswith(_SENTENCE_END) and not (following[:1].islower()):
-                cut = i
-                break
-        if cut is None and 0 < self.options.clause_cut_after_s <= seg_len:
-            for i in range(len(confirmed) - 2, -1, -1):
-                if confirmed[i].end < min_end:
-                    break
-                if confirmed[i].text.rstrip().endswith(_CLAUSE_END):
-                    cut = i
-                    break
-        if cut is None and seg_len >= self.options.max_segment_s and confirmed:
-            cut = len(confirmed) - 1
+    async def _cut_at_confirmed(self, seg: _Segment, seg_len: float) -> bool:
+        """Finalise the confirmed words up to a cut point (:func:`cut_point`); True when the
+        segment was finalised."""
+        o = self.options
+        confirmed = seg.agreement.confirmed
+        cut = cut_point(
+            confirmed,
+            seg.tentative[0] if o.cut_on_tentative and seg.tentative else None,
+            earliest_end_s=seg.start / SAMPLE_RATE + MIN_CUT_S,
+            clauses=0 < o.clause_cut_after_s <= seg_len,
+            at_limit=seg_len >= o.max_segment_s,
+        )
         if cut is None:
-            if seg_len >= self.options.max_segment_s + 4.0:
-                # Nothing confirmed for a long time: decode what there is as a final.
-                await self._end_segment(self._samples_in, reason="max_length")
-                self._start_segment(self._samples_in)
-                return True
-            return False
+            if seg_len < o.max_segment_s + 4.0:
+                return False
+            # Nothing confirmed for a long time: decode what there is as a final.
+            await self._end_segment(self._samples_in, reason="max_length")
+            self._start_segment(self._samples_in)
+            return True
         words = confirmed[: cut + 1]
-        if self._interim_task is not None and not self._interim_task.done():
-            self._interim_task.cancel()
-        self._interim_task = None
+        seg.cancel_interim()
         cut_sample = max(int(round(words[-1].end * SAMPLE_RATE)), self._buf_start)
-        # The confirmed words mark where to cut; the final's text comes from one decode of the
-        # whole stretch, as at an endpoint (an early misrecognition may have been confirmed).
-        text = join_words(words)
+        if o.cut_decode:
+            words, cut_sample = await self._decode_cut(seg, words, cut_sample)
+        # By default the confirmed words are the final (no extra decode).
+        self._emit_final(words, join_words(words), self.language_tracker.language or "")
+        self._seam_open = True
+        self._floor = cut_sample
+        self._seg = None
+        self._start_segment(cut_sample)
+        self._drop_before(cut_sample)
+        return True
+
+    async def _decode_cut(
+        self, seg: _Segment, words: tuple[Word, ...], cut_sample: int
+    ) -> tuple[tuple[Word, ...], int]:
+        """With ``cut_decode``: the cut's words from one more decode of the stretch, as at an
+        endpoint (an early misrecognition may have been confirmed); the confirmed words when
+        that decode fails."""
         try:
-            if not self.options.cut_decode:
-                raise Superseded("cut from the confirmed words")
-            hyp, verdict = await self._decode(
+            _, verdict = await self._decode(
                 RequestKind.FINAL,
-                self._seg_start,
+                seg.start,
                 cut_sample + self._pad,
                 self.options.final_beam_size,
                 seam=self._last_final_words,
             )
-            limit = words[-1].end + 0.1
-            decoded = tuple(w for w in verdict.words if (w.start + w.end) / 2 <= limit)
-            if not verdict.rejected and decoded:
-                words, text = decoded, join_words(decoded)
-                cut_sample = max(cut_sample, int(round(decoded[-1].end * SAMPLE_RATE)))
         except Superseded:
-            pass
-        self._emit_final(words, text, self.language.language or "")
-        self._seam_open = True
-        self._floor = cut_sample
-        self._seg_start = None
-        self._start_segment(cut_sample)
-        self._drop_before(cut_sample)
-        return True
+            return words, cut_sample
+        limit = words[-1].end + 0.1
+        decoded = tuple(w for w in verdict.words if (w.start + w.end) / 2 <= limit)
+        if verdict.rejected or not decoded:
+            return words, cut_sample
+        return decoded, max(cut_sample, int(round(decoded[-1].end * SAMPLE_RATE)))
 
     async def _end_segment(self, end: int, *, reason: str) -> None:
         """Decode the segment up to ``end`` and emit its final (or retract its interims)."""
         if reason in ("flush", "close"):
             self._endpointer.force_end()
-        if self._seg_start is None:
+        seg = self._seg
+        if seg is None:
             return
-        start = self._seg_start
-        spec = self._speculation
-        self._speculation = None
-        if self._interim_task is not None and not self._interim_task.done():
-            self._interim_task.cancel()
-        self._interim_task = None
+        start = seg.start
+        spec = seg.speculation
+        seg.speculation = None
+        seg.cancel_interim()
         result: tuple[Hypothesis, GuardVerdict] | None = None
         try:
             if spec is not None and spec.end == end:
                 result = await spec.task
             elif end - start >= WINDOW:
-                result = await self._final_decode(start, end)
+                result = await self._final_decode(seg, end)
         except Superseded:
             result = None
         except Exception:  # noqa: BLE001 - keep what was confirmed rather than lose it
@@ -684,18 +672,17 @@ class StreamingTranscriber:
             result = None
         if spec is not None and spec.end != end:
             spec.task.cancel()
-        confirmed = self._agreement.confirmed
+        confirmed = seg.agreement.confirmed
         if result is None:
-            fallback = Hypothesis(
-                words=confirmed, language=self.language.language or "", text=join_words(confirmed)
-            )
+            language = self.language_tracker.language or ""
+            fallback = Hypothesis(words=confirmed, language=language, text=join_words(confirmed))
             result = (fallback, GuardVerdict(confirmed, fallback.text))
         elif self.options.retry_finals and end - start >= WINDOW:
-            result = await self._recover(start, end, result, confirmed)
+            result = await self._recover(seg, end, result)
         hyp, verdict = result
         seg_start_s, seg_end_s = start / SAMPLE_RATE, end / SAMPLE_RATE
         if verdict.rejected or not verdict.text:
-            if self._interims_emitted:
+            if seg.interims_emitted:
                 self.retracted_segments += 1
                 logger.info(
                     "stream %s: segment %d retracted (%s)",
@@ -716,25 +703,21 @@ class StreamingTranscriber:
                 TranscriptEventType.SPEECH_ENDED, self._seg_index - 1, seg_start_s, seg_end_s
             )
         )
-        self._seg_start = None
+        self._seg = None
         self._seam_open = False
         self._silence_since = end
         self._floor = end
         self._context_from = end
-        self._agreement.reset()
-        self._tentative = ()
         self._drop_before(end)
 
     async def _recover(
-        self,
-        start: int,
-        end: int,
-        result: tuple[Hypothesis, GuardVerdict],
-        confirmed: tuple[Word, ...],
+        self, seg: _Segment, end: int, result: tuple[Hypothesis, GuardVerdict]
     ) -> tuple[Hypothesis, GuardVerdict]:
         """Decode a failed final again; failing that, keep the confirmed words
         (:mod:`greffier.asr.recovery`)."""
-        shown = self._interims_emitted > 0
+        start = seg.start
+        confirmed = seg.agreement.confirmed
+        shown = seg.interims_emitted > 0
         keys_confirmed = [word_key(w) for w in confirmed]
 
         def keys(v: GuardVerdict) -> list[str]:
@@ -751,8 +734,7 @@ class StreamingTranscriber:
             is Verdict.ACCEPT
         ):
             return result
-        ctx = max(self._buf_start, start - self._context, min(self._context_from, start))
-        had_context = ctx < start
+        had_context = self._context_start(start) < start
         best = result
         for attempt in retry_plan(self.options.final_beam_size, had_context=had_context):
             self.final_retries += 1
@@ -827,12 +809,11 @@ class StreamingTranscriber:
                 text=text,
                 words=words,
                 confirmed_words=len(words),
-                language=language or self.language.language or "",
-                revision=self._revision,
+                language=language or self.language_tracker.language or "",
+                revision=self._seg.revision if self._seg is not None else 0,
             )
         )
         if text:
             self._prompt = (self._prompt + " " + text).strip()[-_PROMPT_CHARS:]
             self._last_final_words = words
         self._seg_index += 1
-        self._revision = 0

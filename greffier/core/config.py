@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from greffier.core.log import get_logger
 
 DEV_API_KEY = "greffier-dev"
 DEV_API_SECRET = "greffier-local-development-secret-not-for-production"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_log = get_logger("core.config")
 
 
 def default_cache_dir() -> Path:
@@ -74,14 +78,41 @@ class AsrSettings(BaseModel):
 
 
 class VadSettings(BaseModel):
-    """Voice activity detection (Silero, shipped in faster-whisper's wheel)."""
+    """Voice activity detection (Silero, shipped in faster-whisper's wheel), durations in
+    seconds: the one description of the VAD that live streams and recordings use
+    (``greffier.asr.endpointing.Endpointer.from_settings`` turns it into VAD windows)."""
+
+    model_config = ConfigDict(frozen=True)
 
     threshold: float = Field(default=0.5, gt=0, lt=1)
-    min_speech_ms: int = Field(default=250, ge=0)
-    min_silence_ms: int = Field(default=450, ge=32)
+    """Speech probability at which speech starts (it ends below ``threshold - 0.15``)."""
+    min_speech_s: float = Field(default=0.25, ge=0)
+    """Speech this long starts an utterance."""
+    min_silence_s: float = Field(default=0.45, ge=0.032)
     """A pause this long ends an utterance (its final follows): the main part of a final's
-    latency, and shorter pauses cut sentences (measured: 400 ms, +0.4 WER point)."""
-    speech_pad_ms: int = Field(default=200, ge=0)
+    latency, and shorter pauses cut sentences (measured: 0.4 s, +0.4 WER point)."""
+    speech_pad_s: float = Field(default=0.2, ge=0)
+    """Audio kept after the end of speech."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _milliseconds(cls, data: Any) -> Any:
+        """Accept the former names in milliseconds (``GREFFIER_VAD__MIN_SILENCE_MS``...)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("min_speech", "min_silence", "speech_pad"):
+            ms = data.pop(f"{name}_ms", None)
+            if ms is None:
+                continue
+            _log.warning(
+                "VAD setting %s_ms is deprecated: use %s_s (seconds), e.g. GREFFIER_VAD__%s_S",
+                name,
+                name,
+                name.upper(),
+            )
+            data.setdefault(f"{name}_s", float(ms) / 1000)
+        return data
 
 
 class LiveKitSettings(BaseModel):

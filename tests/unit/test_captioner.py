@@ -48,30 +48,30 @@ def captioner(language: str | None, attributes: dict[str, str]) -> TrackCaptione
 
 async def test_an_unrelated_attribute_change_keeps_the_configured_language() -> None:
     cap = captioner("fr", {})
-    assert cap.transcriber.language.language == "fr"
+    assert cap.transcriber.language_tracker.language == "fr"
     cap.update_participant(participant({"role": "host"}))  # type: ignore[arg-type]
-    assert cap.transcriber.language.language == "fr"
+    assert cap.transcriber.language_tracker.language == "fr"
     cap.update_participant(participant({"role": "host", "greffier.language": "en"}))  # type: ignore[arg-type]
-    assert cap.transcriber.language.language == "en"
+    assert cap.transcriber.language_tracker.language == "en"
     cap.update_participant(participant({"greffier.language": "en", "hand": "up"}))  # type: ignore[arg-type]
-    assert cap.transcriber.language.language == "en"
+    assert cap.transcriber.language_tracker.language == "en"
     cap.update_participant(participant({"hand": "up"}))  # type: ignore[arg-type]
-    assert cap.transcriber.language.language == "fr", "removing the attribute restores it"
+    assert cap.transcriber.language_tracker.language == "fr", "removing the attribute restores it"
     await cap.transcriber.aclose()
 
 
 async def test_an_unrelated_attribute_change_keeps_a_detected_language() -> None:
     cap = captioner(None, {})
-    cap.transcriber.language.observe("de", 0.9, 5.0)
-    assert cap.transcriber.language.language == "de"
+    cap.transcriber.language_tracker.observe("de", 0.9, 5.0)
+    assert cap.transcriber.language_tracker.language == "de"
     cap.update_participant(participant({"role": "host"}))  # type: ignore[arg-type]
-    assert cap.transcriber.language.language == "de"
+    assert cap.transcriber.language_tracker.language == "de"
     await cap.transcriber.aclose()
 
 
 async def test_a_language_attribute_at_join_is_followed() -> None:
     cap = captioner("fr", {"greffier.language": "EN"})
-    assert cap.transcriber.language.language == "en"
+    assert cap.transcriber.language_tracker.language == "en"
     await cap.transcriber.aclose()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greffier.asr.endpointing import Endpointer, EndpointEvent
+from greffier.asr.endpointing import Endpointer, EndpointEvent, windows
 from greffier.asr.vad import WINDOW, WINDOW_S, SileroVad
 from greffier.core.audio import SAMPLE_RATE, read_audio
+from greffier.core.config import VadSettings
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +101,11 @@ def test_streaming_vad_is_independent_of_chunking(clips) -> None:
     parts = [s.process(audio[i : i + 777]) for i in range(0, audio.size, 777)]
     assert np.allclose(np.concatenate(parts), whole, atol=1e-5)
     assert whole.size == audio.size // WINDOW
+
+
+def test_durations_in_seconds_become_windows_once() -> None:
+    assert windows(0.45) == 14 and windows(0.25) == 8 and windows(0.0) == 1
+    ep = Endpointer.from_settings(VadSettings(threshold=0.6, min_speech_s=0.1, min_silence_s=0.2))
+    assert (ep.on, ep.min_speech, ep.min_silence) == (0.6, 3, 6)
+    default = Endpointer()
+    assert default.min_silence == windows(VadSettings().min_silence_s)

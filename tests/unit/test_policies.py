@@ -96,8 +96,20 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREFFIER_VAD__MIN_SILENCE_MS", "400")
     monkeypatch.setenv("LIVEKIT_URL", "wss://meet.example.org")
     s = Settings()
-    assert s.asr.model == "tiny.en" and s.vad.min_silence_ms == 400
+    assert s.asr.model == "tiny.en" and s.vad.min_silence_s == 0.4
     assert s.livekit.http_url == "https://meet.example.org"
     monkeypatch.setenv("GREFFIER_ASR__BEAM_SIZE", "0")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_vad_durations_are_seconds_and_the_former_milliseconds_still_work(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("GREFFIER_VAD__MIN_SILENCE_S", "0.6")
+    monkeypatch.setenv("GREFFIER_VAD__SPEECH_PAD_MS", "150")
+    with caplog.at_level("WARNING", logger="greffier.core.config"):
+        s = Settings()
+    assert (s.vad.min_silence_s, s.vad.speech_pad_s) == (0.6, 0.15)
+    assert "speech_pad_ms is deprecated" in caplog.text
+    assert "min_silence" not in caplog.text
