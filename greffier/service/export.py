@@ -1,4 +1,5 @@
-"""Minutes as downloads: the text of each format, its media type and a file name."""
+"""Minutes as downloads: each format's media type, a safe file name, the response (the text
+itself is ``subtitles.formats.render``'s)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from urllib.parse import quote
 from fastapi.responses import Response
 
 from greffier.service.schemas import ErrorOut
-from greffier.subtitles.cues import CueRules, segment_cues
-from greffier.subtitles.formats import FORMATS, to_json, to_markdown, to_rttm, to_srt, to_webvtt
+from greffier.subtitles.cues import CueRules
+from greffier.subtitles.formats import FORMATS, render
 from greffier.subtitles.minutes import Minutes
 
 MEDIA_TYPES = {
@@ -30,21 +31,6 @@ MINUTES_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "an unknown caption profile"},
 }
 """OpenAPI responses of a minutes download (its ``?profile=``: ``state.CaptionRules``)."""
-
-
-def render(minutes: Minutes, fmt: str, rules: CueRules, file_id: str) -> str:
-    """The minutes in format ``fmt`` (one of ``FORMATS``), as ``write_all`` writes them."""
-    if fmt == "md":
-        return to_markdown(minutes)
-    if fmt == "srt":
-        return to_srt(segment_cues(minutes.segments, rules, reserve_speaker_prefix=True))
-    if fmt == "vtt":
-        return to_webvtt(segment_cues(minutes.segments, rules))
-    if fmt == "json":
-        return to_json(minutes)
-    if fmt == "rttm":
-        return to_rttm(minutes.turns or minutes.segments, file_id)
-    raise ValueError(f"unknown format {fmt!r}")
 
 
 def local_time(unix: float) -> datetime:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,20 @@ MAX_FILENAME = 255
 """Characters of the client's file name that are kept (as data; the file on disk gets a
 short safe name)."""
 MAX_STORED_NAME = 96
+
+
+def upload_form(fields: dict[str, Any]) -> dict[str, Any]:
+    """A route's ``openapi_extra`` for a multipart upload it reads itself (after taking an
+    upload slot): the required ``file``, a recording, and ``fields`` (OpenAPI properties)."""
+    file = {
+        "type": "string",
+        "format": "binary",
+        "description": "the recording (any format FFmpeg reads)",
+    }
+    schema = {"type": "object", "required": ["file"], "properties": {"file": file, **fields}}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
 
 
 @dataclass

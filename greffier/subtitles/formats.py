@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -88,14 +88,16 @@ def _vtt_escape(text: str) -> str:
     return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_webvtt(cues: Sequence[Cue]) -> str:
-    """WebVTT text, each cue in a voice span naming its speaker (``<v Name>…</v>``)."""
+def to_webvtt(cues: Sequence[Cue], *, speaker_names: bool = True) -> str:
+    """WebVTT text; with ``speaker_names``, each cue in a voice span naming its speaker
+    (``<v Name>…</v>``), otherwise timings and text only (as OpenAI's API writes it)."""
     parts = ["WEBVTT\n"]
     for cue in cues:
-        voice = _vtt_escape(safe_speaker(cue.speaker).display)
         body = "\n".join(line for line in map(_vtt_escape, cue.lines) if line) or "…"
+        if speaker_names:
+            body = f"<v {_vtt_escape(safe_speaker(cue.speaker).display)}>{body}</v>"
         timing = f"{_clock(cue.start, '.')} --> {_clock(cue.end, '.')}"
-        parts.append(f"{timing}\n<v {voice}>{body}</v>\n")
+        parts.append(f"{timing}\n{body}\n")
     return "\n".join(parts)
 
 
@@ -194,6 +196,33 @@ class _JsonMinutes(BaseModel):
     turns: list[_JsonTurn] = []
 
 
+def segment_document(segment: TranscriptSegment, *, words: bool = True) -> dict[str, Any]:
+    """A segment as the minutes' JSON writes it (``id``, ``speaker`` with its ``display``
+    name, times, ``language``, ``text``, ``track_sid``, and ``words`` unless left out); the
+    service's meeting detail serves the same fields."""
+    s = segment
+    doc: dict[str, Any] = {
+        "id": s.segment_id,
+        "speaker": {
+            "identity": s.speaker.identity,
+            "name": s.speaker.name,
+            "label": s.speaker.label,
+            "display": s.speaker.display,
+        },
+        "start": s.start,
+        "end": s.end,
+        "language": s.language,
+        "text": s.text,
+        "track_sid": s.track_sid,
+    }
+    if words:
+        doc["words"] = [
+            {"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+            for w in s.words
+        ]
+    return doc
+
+
 def to_json(minutes: Minutes) -> str:
     """A JSON document of the minutes (``schema`` and ``version`` first); see
     :func:`minutes_from_json`."""
@@ -206,27 +235,7 @@ def to_json(minutes: Minutes) -> str:
             duration_s=minutes.duration_s,
         ),
         participants=list(minutes.participants),
-        segments=[
-            _JsonSegment(
-                id=s.segment_id,
-                speaker=_JsonSpeaker(
-                    identity=s.speaker.identity,
-                    name=s.speaker.name,
-                    label=s.speaker.label,
-                    display=s.speaker.display,
-                ),
-                start=s.start,
-                end=s.end,
-                language=s.language,
-                text=s.text,
-                track_sid=s.track_sid,
-                words=[
-                    _JsonWord(start=w.start, end=w.end, text=w.text, probability=w.probability)
-                    for w in s.words
-                ],
-            )
-            for s in minutes.segments
-        ],
+        segments=[_JsonSegment.model_validate(segment_document(s)) for s in minutes.segments],
         turns=[_JsonTurn(start=t.start, end=t.end, speaker=t.speaker) for t in minutes.turns],
     )
     return doc.model_dump_json(indent=2, by_alias=True) + "\n"
@@ -317,6 +326,24 @@ def to_rttm(
     )
 
 
+def render(minutes: Minutes, fmt: str, rules: CueRules = DEFAULT, file_id: str = "minutes") -> str:
+    """The minutes in format ``fmt`` (one of :data:`FORMATS`): subtitles cut by ``rules``
+    (SRT with room kept for the speaker's name), RTTM from the diarization turns when there
+    are some (else the segments) under the file id ``file_id``."""
+    if fmt == "md":
+        return to_markdown(minutes)
+    if fmt == "srt":
+        return to_srt(segment_cues(minutes.segments, rules, reserve_speaker_prefix=True))
+    if fmt == "vtt":
+        return to_webvtt(segment_cues(minutes.segments, rules))
+    if fmt == "json":
+        return to_json(minutes)
+    if fmt == "rttm":
+        items: Sequence[SpeakerTurn | TranscriptSegment] = minutes.turns or minutes.segments
+        return to_rttm(items, file_id)
+    raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
 def write_all(
     minutes: Minutes,
     stem_path: str | Path,
@@ -334,21 +361,9 @@ def write_all(
     for fmt in FORMATS:
         if fmt not in formats:
             continue
-        if fmt == "md":
-            text = to_markdown(minutes)
-        elif fmt == "srt":
-            cues = segment_cues(minutes.segments, rules, reserve_speaker_prefix=True)
-            text = to_srt(cues)
-        elif fmt == "vtt":
-            text = to_webvtt(segment_cues(minutes.segments, rules))
-        elif fmt == "json":
-            text = to_json(minutes)
-        else:
-            items: Sequence[SpeakerTurn | TranscriptSegment] = minutes.turns or minutes.segments
-            text = to_rttm(items, stem.name)
         path = stem.with_name(f"{stem.name}.{fmt}")
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(render(minutes, fmt, rules, stem.name), encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     return written

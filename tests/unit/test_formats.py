@@ -25,7 +25,9 @@ from greffier.core.types import (
 )
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues, speaker_prefix
 from greffier.subtitles.formats import (
+    FORMATS,
     minutes_from_json,
+    render,
     safe_speaker,
     to_json,
     to_markdown,
@@ -129,6 +131,13 @@ def test_webvtt_parses_back_with_voice_spans_and_escapes() -> None:
     check_vtt(text, cues)
     assert "<v Bob &lt;R&amp;D&gt;>Oui &amp; &lt;vite&gt;" in text
     assert "<vite>" not in text and "-->" not in text.replace(" --> ", "")
+
+
+def test_webvtt_without_speaker_names_has_no_voice_span() -> None:
+    cues = segment_cues(SEGMENTS)
+    captions = webvtt.from_string(to_webvtt(cues, speaker_names=False)).captions
+    assert len(captions) == len(cues) and not any(c.voice for c in captions)
+    assert [html.unescape(c.text) for c in captions] == ["\n".join(c.lines) for c in cues]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -293,6 +302,15 @@ def test_write_all_uses_diarization_turns_and_a_subset(tmp_path: Path) -> None:
     assert rttm.read_text().split()[7] == "SPEAKER_00"
     with pytest.raises(ValueError, match="unknown formats"):
         write_all(m, tmp_path / "m", formats=("docx",))
+
+
+def test_render_gives_what_write_all_writes(tmp_path: Path) -> None:
+    m = minutes()
+    for path in write_all(m, tmp_path / "m"):
+        assert path.read_text(encoding="utf-8") == render(m, path.suffix[1:], file_id="m")
+    assert [fmt for fmt in FORMATS if render(m, fmt)] == list(FORMATS)
+    with pytest.raises(ValueError, match="unknown format"):
+        render(m, "docx")
 
 
 # ------------------------------------------------------------------ hostile names (data)

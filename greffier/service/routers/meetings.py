@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from greffier.core.types import TranscriptSegment
 from greffier.service.auth import AUTH_RESPONSES, Authenticated, Caller, check_room
 from greffier.service.export import (
     MINUTES_RESPONSES,
@@ -25,11 +24,10 @@ from greffier.service.schemas import (
     MeetingList,
     MeetingSummary,
     SegmentOut,
-    SpeakerOut,
 )
 from greffier.service.state import CaptionRules, ServiceState, get_state, get_store
 from greffier.store.sql import MeetingRecord, TranscriptStore
-from greffier.subtitles.formats import FORMATS
+from greffier.subtitles.formats import FORMATS, segment_document
 from greffier.subtitles.minutes import Minutes, assemble_minutes
 
 router = APIRouter(prefix="/api/meetings", tags=["meetings"], responses=AUTH_RESPONSES)
@@ -48,23 +46,6 @@ def _summary(m: MeetingRecord, state: ServiceState) -> MeetingSummary:
         started_at=local_time(m.started_at),
         ended_at=local_time(m.ended_at) if m.ended_at is not None else None,
         live=m.live,
-    )
-
-
-def _segment(s: TranscriptSegment) -> SegmentOut:
-    return SegmentOut(
-        id=s.segment_id,
-        speaker=SpeakerOut(
-            identity=s.speaker.identity,
-            name=s.speaker.name,
-            label=s.speaker.label,
-            display=s.speaker.display,
-        ),
-        start=s.start,
-        end=s.end,
-        language=s.language,
-        text=s.text,
-        track_sid=s.track_sid,
     )
 
 
@@ -111,7 +92,9 @@ def meeting_detail(
         **_summary(meeting, state).model_dump(),
         duration_s=minutes.duration_s,
         participants=list(minutes.participants),
-        segments=[_segment(s) for s in minutes.segments],
+        segments=[
+            SegmentOut.model_validate(segment_document(s, words=False)) for s in minutes.segments
+        ],
         minutes={fmt: f"/api/meetings/{meeting.id}/minutes.{fmt}" for fmt in FORMATS},
     )
 

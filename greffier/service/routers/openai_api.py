@@ -43,10 +43,11 @@ from greffier.service.uploads import (
     configured_jobs,
     job_from_upload,
     read_form,
+    upload_form,
     upload_slot,
 )
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues
-from greffier.subtitles.formats import to_srt
+from greffier.subtitles.formats import to_srt, to_webvtt
 from greffier.subtitles.minutes import Minutes
 
 logger = get_logger("service.openai")
@@ -74,41 +75,33 @@ OPENAI_MODELS = frozenset(
 )
 """OpenAI model names, all served by the configured model (``asr.model``)."""
 
-FORM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {
-            "type": "string",
-            "format": "binary",
-            "description": "the recording (any format FFmpeg reads)",
-        },
-        "model": {
-            "type": "string",
-            "default": "whisper-1",
-            "maxLength": 128,
-            "description": "whisper-1 (or another OpenAI name): the configured model; "
-            "or a Whisper model greffier ships (" + ", ".join(SHIPPED_MODELS) + ")",
-        },
-        "language": {
-            "type": "string",
-            "maxLength": 32,
-            "description": "a Whisper language (fr, en...); detected when absent",
-        },
-        "prompt": {"type": "string", "description": "accepted, not used"},
-        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
-        "timestamp_granularities[]": {
-            "type": "array",
-            "items": {"type": "string", "enum": list(GRANULARITIES)},
-        },
-        "temperature": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "description": "accepted, not used",
-        },
+FORM_FIELDS: dict[str, Any] = {
+    "model": {
+        "type": "string",
+        "default": "whisper-1",
+        "maxLength": 128,
+        "description": "whisper-1 (or another OpenAI name): the configured model; "
+        "or a Whisper model greffier ships (" + ", ".join(SHIPPED_MODELS) + ")",
+    },
+    "language": {
+        "type": "string",
+        "maxLength": 32,
+        "description": "a Whisper language (fr, en...); detected when absent",
+    },
+    "prompt": {"type": "string", "description": "accepted, not used"},
+    "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
+    "timestamp_granularities[]": {
+        "type": "array",
+        "items": {"type": "string", "enum": list(GRANULARITIES)},
+    },
+    "temperature": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "accepted, not used",
     },
 }
+"""The form's fields besides ``file``, as the OpenAPI schema shows them."""
 
 
 class _Word(BaseModel):
@@ -279,14 +272,7 @@ def _parse(form: FormData, default_model: str) -> dict[str, Any]:
         },
         504: {"model": OpenAIError, "description": "the transcription ran past its timeout"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": FORM_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=upload_form(FORM_FIELDS),
 )
 async def create_transcription(request: Request, state: State) -> Response:
     """Transcribe a recording and answer with its transcript (OpenAI's audio API)."""
@@ -384,7 +370,9 @@ def _answer(job: Job, options: dict[str, Any]) -> Response:
             media_type="application/x-subrip; charset=utf-8",
         )
     if fmt == "vtt":
-        return Response(_vtt(_cues(minutes)), media_type="text/vtt; charset=utf-8")
+        return Response(
+            to_webvtt(_cues(minutes), speaker_names=False), media_type="text/vtt; charset=utf-8"
+        )
     usage = _Usage(seconds=math.ceil(duration))
     if fmt == "json":
         out = TranscriptionOut(text=text, usage=usage)
@@ -412,24 +400,6 @@ def _answer(job: Job, options: dict[str, Any]) -> Response:
 
 def _cues(minutes: Minutes) -> list[Cue]:
     return segment_cues(minutes.segments, DEFAULT)
-
-
-def _clock(seconds: float) -> str:
-    ms = max(0, round(seconds * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
-def _vtt(cues: list[Cue]) -> str:
-    """WebVTT as OpenAI writes it: timings and text, no voice spans."""
-    blocks = ["WEBVTT\n"]
-    for cue in cues:
-        lines = [
-            ln.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("-->", "->")
-            for ln in cue.lines
-            if ln.strip()
-        ]
-        blocks.append(f"{_clock(cue.start)} --> {_clock(cue.end)}\n" + "\n".join(lines) + "\n")
-    return "\n".join(blocks)
 
 
 def _segments(segments: tuple[TranscriptSegment, ...]) -> list[_Segment]:

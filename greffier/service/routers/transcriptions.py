@@ -26,6 +26,7 @@ from greffier.service.uploads import (
     job_from_upload,
     open_jobs,
     read_form,
+    upload_form,
     upload_slot,
 )
 from greffier.subtitles.formats import FORMATS
@@ -82,26 +83,16 @@ REFUSED_TYPES = frozenset(
 """Content types that are certainly no recording (415 at once). Anything else, a missing or
 ``application/octet-stream`` type included, goes to FFmpeg, whose verdict is final."""
 
-FORM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {
-            "type": "string",
-            "format": "binary",
-            "description": "a recording FFmpeg can read",
-        },
-        "diarize": {"type": "boolean", "default": False, "description": "tell speakers apart"},
-        "language": {
-            "type": "string",
-            "default": "auto",
-            "maxLength": 32,
-            "description": "auto, or a Whisper language (fr, en, fr-CA, french...)",
-        },
+FORM_FIELDS: dict[str, Any] = {
+    "diarize": {"type": "boolean", "default": False, "description": "tell speakers apart"},
+    "language": {
+        "type": "string",
+        "default": "auto",
+        "maxLength": 32,
+        "description": "auto, or a Whisper language (fr, en, fr-CA, french...)",
     },
 }
-"""The form, as the OpenAPI schema shows it (the route reads the body itself, after taking
-an upload slot)."""
+"""The form's fields besides ``file``, as the OpenAPI schema shows them."""
 
 
 def _refused(content_type: str | None) -> bool:
@@ -173,14 +164,7 @@ def _out(job: Job, position: int | None) -> JobOut:
             "description": "too many uploads are being received, or the store is down",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": FORM_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=upload_form(FORM_FIELDS),
 )
 async def create_transcription(request: Request, state: State, response: Response) -> JobOut:
     """Queue the transcription of a recording (multipart: ``file``, ``diarize``,
