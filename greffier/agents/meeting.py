@@ -483,7 +483,7 @@ class MeetingRecorder:
         if not await self.flush():
             return
         try:
-            await self._run(self.store.relabel, self.meeting.id, segments)
+            await self._run(self.store.replace_segments, self.meeting.id, segments)
         except StoreError as e:
             logger.error(
                 "meeting %s: storing refined speakers failed (%s); the live labels stay",

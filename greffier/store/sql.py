@@ -390,11 +390,12 @@ class TranscriptStore:
         changed = {k: v for k, v in values.items() if k not in ("meeting_id", "id")}
         return stmt.on_conflict_do_update(index_elements=["meeting_id", "id"], set_=changed)
 
-    def relabel(self, meeting_id: str, segments: Sequence[TranscriptSegment]) -> None:
-        """Replace a meeting's segments of some tracks (end-of-meeting diarization)."""
+    def replace_segments(self, meeting_id: str, segments: Sequence[TranscriptSegment]) -> None:
+        """Replace a meeting's segments of the tracks ``segments`` belong to by ``segments``
+        (end-of-meeting diarization), in one transaction."""
         tracks = {s.track_sid for s in segments}
         now = time.time()
-        with self._errors("relabelling segments"), self._engine.begin() as conn:
+        with self._errors("replacing segments"), self._engine.begin() as conn:
             conn.execute(
                 self.segments.delete().where(
                     self.segments.c.meeting_id == meeting_id, self.segments.c.track_sid.in_(tracks)

@@ -210,7 +210,7 @@ def test_segments_are_upserted_per_meeting(url: str) -> None:
     assert [s.text for s in store.segments_of(a.id)] == ["Bonjour à tous.", "Oui."]
     assert [s.text for s in store.segments_of(b.id)] == ["Autre salle."]
     assert store.segments_of(a.id)[0].words == (Word(0.0, 1.0, " Bonjour à tous."),)
-    store.relabel(a.id, [seg("TR_a-1-0.0", "Bonjour"), seg("TR_a-1-0.1", "à tous.", 0.5)])
+    store.replace_segments(a.id, [seg("TR_a-1-0.0", "Bonjour"), seg("TR_a-1-0.1", "à tous.", 0.5)])
     assert [s.segment_id for s in store.segments_of(a.id)] == ["TR_a-1-0.0", "TR_a-1-0.1"]
 
 
