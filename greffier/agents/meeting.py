@@ -19,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import datetime as dt
 import fcntl
 import functools
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -38,7 +36,7 @@ from greffier.core.log import get_logger
 from greffier.core.types import CaptionUpdate, Speaker, SpeakerTurn, TranscriptSegment, Word
 from greffier.store.sql import MeetingRecord, TranscriptStore, describe_error
 from greffier.subtitles.formats import write_all
-from greffier.subtitles.minutes import assemble_minutes
+from greffier.subtitles.minutes import assemble_minutes, local_time, minutes_stem
 
 logger = get_logger("agents.meeting")
 
@@ -80,13 +78,6 @@ def segment_of(update: CaptionUpdate) -> TranscriptSegment:
         words=update.words,
         track_sid=update.track_sid,
     )
-
-
-def minutes_stem(meeting: MeetingRecord) -> str:
-    """``<room>-<YYYYMMDD-HHMM>``, safe as a file name."""
-    started = dt.datetime.fromtimestamp(meeting.started_at, tz=dt.UTC)
-    room = re.sub(r"[^A-Za-z0-9._-]+", "_", meeting.room).strip("_")[:64] or "meeting"
-    return f"{room}-{started:%Y%m%d-%H%M}"
 
 
 # -- journal -------------------------------------------------------------------------------
@@ -512,12 +503,13 @@ class MeetingRecorder:
         minutes = assemble_minutes(
             segments,
             title=f"Meeting {self.meeting.room}",
-            started_at=dt.datetime.fromtimestamp(self.meeting.started_at, tz=dt.UTC),
+            started_at=local_time(self.meeting.started_at),
             turns=turns,
         )
         folder = self.settings.data_dir / "minutes" / self.meeting.id
         folder.mkdir(parents=True, exist_ok=True)
-        paths = await asyncio.to_thread(write_all, minutes, folder / minutes_stem(self.meeting))
+        stem = folder / minutes_stem(self.meeting.room, minutes.started_at)
+        paths = await asyncio.to_thread(write_all, minutes, stem)
         if end:
             try:
                 await self._run(self.store.end_meeting, self.meeting.id)

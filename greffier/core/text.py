@@ -1,4 +1,5 @@
-"""Text normalisation and word error rate, the one definition every WER figure uses.
+"""Text rules every layer shares: normalisation and word error rate (the one definition every
+WER figure uses), and safe file names.
 
 Normalisation: Unicode NFKC, lower case, punctuation removed (apostrophes inside words and
 hyphens become spaces or stay as in ``aujourd'hui``), whitespace collapsed. Numbers are not
@@ -16,6 +17,15 @@ from pathlib import Path
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _NON_WORD = re.compile(r"[^\w\s']+", re.UNICODE)
 _LONE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """``text`` as a file name (untrusted input): ASCII letters, digits, ``.``, ``_`` and
+    ``-`` only (accents dropped, runs of anything else become ``-``, no leading or trailing
+    ``-`` or ``.``); ``fallback`` when nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _UNSAFE_IN_NAMES.sub("-", ascii_text).strip("-.") or fallback
 
 
 def normalize_text(text: str) -> str:

@@ -3,14 +3,12 @@ itself is ``subtitles.formats.render``'s)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from fastapi.responses import Response
 
+from greffier.core.text import safe_name
 from greffier.service.schemas import ErrorOut
 from greffier.subtitles.cues import CueRules
 from greffier.subtitles.formats import FORMATS, render
@@ -33,29 +31,9 @@ MINUTES_RESPONSES: dict[int | str, dict[str, Any]] = {
 """OpenAPI responses of a minutes download (its ``?profile=``: ``state.CaptionRules``)."""
 
 
-def local_time(unix: float) -> datetime:
-    """A timezone-aware datetime of ``unix`` in the server's zone (``TZ`` sets it)."""
-    return datetime.fromtimestamp(unix).astimezone()
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(text: str, fallback: str = "minutes") -> str:
-    """ASCII letters, digits, ``.``, ``_`` and ``-`` only (accents dropped, runs of others
-    become ``-``)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _UNSAFE.sub("-", ascii_text).strip("-.") or fallback
-
-
-def download_stem(room: str, started_at: datetime) -> str:
-    """``<room>-<YYYYMMDD-HHMM>``."""
-    return f"{safe_name(room, 'meeting')}-{started_at.strftime('%Y%m%d-%H%M')}"
-
-
 def content_disposition(filename: str) -> str:
     """An attachment header with an ASCII name and the RFC 5987 UTF-8 form."""
-    ascii_name = safe_name(filename)
+    ascii_name = safe_name(filename, "minutes")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 

@@ -21,7 +21,7 @@ from starlette.types import Message
 
 from greffier.core.errors import GreffierError
 from greffier.core.log import get_logger
-from greffier.service.export import safe_name
+from greffier.core.text import safe_name
 from greffier.service.jobs import Job, JobQueue, new_job_id
 from greffier.service.state import ServiceState
 from greffier.store.jobs import JobStore

@@ -1,4 +1,5 @@
-"""Meeting minutes: the final transcript of a meeting with its metadata (pure)."""
+"""Meeting minutes: the final transcript of a meeting with its metadata, and how their files
+are named (pure)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from greffier.core.text import safe_name
 from greffier.core.types import SpeakerTurn, TranscriptSegment
+
+MAX_ROOM_IN_NAME = 64
+"""Characters of the room's name kept in a minutes file name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,21 @@ class Minutes:
             raise ValueError("started_at must be timezone-aware")
         if self.duration_s < 0:
             raise ValueError("duration_s cannot be negative")
+
+
+def local_time(unix: float) -> datetime:
+    """A timezone-aware datetime of ``unix`` in this process's zone (``TZ`` sets it): how
+    minutes, and the service's times, are dated."""
+    return datetime.fromtimestamp(unix).astimezone()
+
+
+def minutes_stem(room: str, started_at: datetime) -> str:
+    """The name of a meeting's minutes files, without extension: ``<room>-<YYYYMMDD-HHMM>``,
+    the room made safe (:func:`~greffier.core.text.safe_name`, at most
+    :data:`MAX_ROOM_IN_NAME` characters), the time in ``started_at``'s own zone (the one the
+    minutes show)."""
+    room_part = safe_name(room, "meeting")[:MAX_ROOM_IN_NAME].rstrip("-.") or "meeting"
+    return f"{room_part}-{started_at:%Y%m%d-%H%M}"
 
 
 def participants_of(segments: Iterable[TranscriptSegment]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from greffier.subtitles.formats import (
     to_webvtt,
     write_all,
 )
-from greffier.subtitles.minutes import Minutes, assemble_minutes
+from greffier.subtitles.minutes import Minutes, assemble_minutes, minutes_stem
 from tests.unit.test_cues import Case, cases
 
 pytestmark = pytest.mark.unit
@@ -262,6 +262,16 @@ def test_markdown_merges_turns_and_lists_participants() -> None:
 
 
 # ------------------------------------------------------------------- minutes, write_all
+
+
+def test_minutes_files_are_named_after_the_room_and_the_start_they_show() -> None:
+    started = datetime(2024, 3, 12, 9, 30, 15, tzinfo=PARIS)
+    assert minutes_stem("Salle A", started) == "Salle-A-20240312-0930"
+    assert minutes_stem("Salle A", started.astimezone(UTC)) == "Salle-A-20240312-0830"
+    assert minutes_stem("../../étage/3", started) == "etage-3-20240312-0930"
+    assert minutes_stem("???", started) == "meeting-20240312-0930"
+    long = minutes_stem("r" * 300, started)
+    assert long == "r" * 64 + "-20240312-0930"
 
 
 def test_assemble_minutes_sorts_drops_empty_and_counts() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from greffier.core.text import edit_distance, normalize_text, word_error_rate
+from greffier.core.text import edit_distance, normalize_text, safe_name, word_error_rate
 
 pytestmark = pytest.mark.unit
 
@@ -11,6 +11,14 @@ def test_normalisation_drops_case_and_punctuation_but_keeps_elisions() -> None:
     assert normalize_text("Hello, World!  It's") == "hello world it's"
     assert normalize_text("Aujourd’hui, l'état — c'est «nous».") == "aujourd'hui l'état c'est nous"
     assert normalize_text("well-known 'quoted'") == "well known quoted"
+
+
+@pytest.mark.parametrize("name, safe", [
+    ("Réunion d'équipe", "Reunion-d-equipe"), ("../../etc/passwd", "etc-passwd"),
+    ("a\nb\x00c", "a-b-c"), ("notes.v2_final", "notes.v2_final"), ("...", "x"), ("日本", "x"),
+])
+def test_safe_names_keep_only_portable_characters(name: str, safe: str) -> None:
+    assert safe_name(name, "x") == safe
 
 
 def test_edit_distance() -> None:

@@ -23,10 +23,10 @@ from greffier.core.config import LiveKitSettings
 from greffier.core.errors import GreffierError
 from greffier.core.log import get_logger
 from greffier.service.auth import AUTH_RESPONSES, Operator, RoomMember
-from greffier.service.export import local_time
 from greffier.service.schemas import CaptionStatus, ErrorOut
 from greffier.service.state import ServiceState, get_state
 from greffier.subtitles.control import CONTROL_TOPIC, signed_request
+from greffier.subtitles.minutes import local_time
 from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
 
 logger = get_logger("service.captions")

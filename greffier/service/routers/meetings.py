@@ -15,8 +15,6 @@ from greffier.service.export import (
     MINUTES_RESPONSES,
     check_format,
     download,
-    download_stem,
-    local_time,
 )
 from greffier.service.schemas import (
     ErrorOut,
@@ -28,7 +26,7 @@ from greffier.service.schemas import (
 from greffier.service.state import CaptionRules, ServiceState, get_state, get_store
 from greffier.store.sql import MeetingRecord, TranscriptStore
 from greffier.subtitles.formats import FORMATS, segment_document
-from greffier.subtitles.minutes import Minutes, assemble_minutes
+from greffier.subtitles.minutes import Minutes, assemble_minutes, local_time, minutes_stem
 
 router = APIRouter(prefix="/api/meetings", tags=["meetings"], responses=AUTH_RESPONSES)
 
@@ -114,7 +112,7 @@ def meeting_minutes(
     """The minutes as md, srt, vtt, json or rttm, named ``<room>-<YYYYMMDD-HHMM>.<fmt>``."""
     check_format(fmt)
     meeting, minutes = _load(store, meeting_id, caller)
-    stem = download_stem(meeting.room, minutes.started_at)
+    stem = minutes_stem(meeting.room, minutes.started_at)
     out = download(minutes, fmt, rules, stem)
     out.headers["Cache-Control"] = NO_STORE
     return out

@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from greffier.core.log import get_logger
+from greffier.core.text import safe_name
 from greffier.service.auth import AUTH_RESPONSES, require_operator
-from greffier.service.export import MINUTES_RESPONSES, check_format, download, local_time, safe_name
+from greffier.service.export import MINUTES_RESPONSES, check_format, download
 from greffier.service.jobs import DONE, FAILED, Job, QueueFullError
 from greffier.service.languages import whisper_language
 from greffier.service.schemas import ErrorOut, JobOut
@@ -30,6 +31,7 @@ from greffier.service.uploads import (
     upload_slot,
 )
 from greffier.subtitles.formats import FORMATS
+from greffier.subtitles.minutes import local_time
 
 logger = get_logger("service.transcriptions")
 
