@@ -21,6 +21,7 @@ from greffier.core.audio import SAMPLE_RATE, FloatArray, read_audio_with_info
 from greffier.core.config import Settings
 from greffier.core.errors import AudioFormatError, ConfigurationError
 from greffier.core.log import get_logger
+from greffier.core.text import language_code
 from greffier.core.types import (
     Hypothesis,
     Speaker,
@@ -85,8 +86,7 @@ def load_diarizer(settings: Settings) -> PyannoteDiarizer:
 
 
 def _language(language: str | None, settings: Settings) -> str | None:
-    lang = (language or settings.asr.language or "auto").strip().lower()
-    return None if lang == "auto" else lang
+    return language_code(language) if language else settings.asr.language_code
 
 
 def recording_start(path: Path, duration_s: float) -> datetime:

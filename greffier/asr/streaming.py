@@ -118,7 +118,7 @@ class StreamingOptions:
         cls, asr: AsrSettings, vad: VadSettings, **overrides: object
     ) -> StreamingOptions:
         opts = cls(
-            language=None if asr.language in ("", "auto") else asr.language,
+            language=asr.language_code,
             interim_interval_s=asr.interim_interval_s,
             max_segment_s=asr.max_segment_s,
             trim_after_s=min(asr.trim_after_s, asr.max_segment_s),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from greffier.core.log import get_logger
+from greffier.core.text import language_code
 
 DEV_API_KEY = "greffier-dev"
 DEV_API_SECRET = "greffier-local-development-secret-not-for-production"
@@ -43,7 +44,8 @@ class AsrSettings(BaseModel):
     """Threads per inference on CPU; 0 uses every core but one (left to the event loop, VAD
     and LiveKit: measured 0.1 s lower caption latency on 2 cores)."""
     language: str = "auto"
-    """``auto`` detects per stream, otherwise a Whisper language code (``fr``, ``en``...)."""
+    """``auto`` detects per stream, otherwise a Whisper language code (``fr``, ``en``...);
+    stored stripped and lower-cased, empty meaning ``auto``."""
     beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for interim decodes."""
     final_beam_size: int = Field(default=1, ge=1, le=10)
@@ -75,6 +77,16 @@ class AsrSettings(BaseModel):
     normalize_level: bool = True
     """Slow automatic gain before the VAD and Whisper, so quiet microphones (speech peaking
     at -40 dBFS) are captioned like loud ones; silence and steady noise are not raised."""
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return language_code(value) or "auto"
+
+    @property
+    def language_code(self) -> str | None:
+        """The language Whisper is given: None to detect it."""
+        return language_code(self.language)
 
 
 class VadSettings(BaseModel):

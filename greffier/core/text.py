@@ -1,5 +1,5 @@
 """Text rules every layer shares: normalisation and word error rate (the one definition every
-WER figure uses), and safe file names.
+WER figure uses), language codes ("auto" and case), and safe file names.
 
 Normalisation: Unicode NFKC, lower case, punctuation removed (apostrophes inside words and
 hyphens become spaces or stay as in ``aujourd'hui``), whitespace collapsed. Numbers are not
@@ -18,6 +18,13 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 _NON_WORD = re.compile(r"[^\w\s']+", re.UNICODE)
 _LONE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def language_code(value: str | None) -> str | None:
+    """The Whisper language ``value`` names (a setting, a request, a participant's attribute),
+    stripped and lower-cased; None for ``auto`` or nothing: detect the language."""
+    code = (value or "").strip().lower()
+    return None if code in ("", "auto") else code
 
 
 def safe_name(text: str, fallback: str) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from greffier.core.text import language_code
 from greffier.core.types import CaptionUpdate
 
 TOPIC_TRANSCRIPTION = "lk.transcription"
@@ -115,7 +116,7 @@ def text_stream_attributes(update: CaptionUpdate) -> dict[str, str]:
 def participant_language(attributes: dict[str, str]) -> str | None:
     """The language a participant asked for through their attributes, if any."""
     for key in PARTICIPANT_LANGUAGE_ATTRIBUTES:
-        value = attributes.get(key, "").strip().lower()
-        if value and value != "auto":
-            return value
+        code = language_code(attributes.get(key))
+        if code is not None:
+            return code
     return None

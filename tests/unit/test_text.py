@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from greffier.core.text import edit_distance, normalize_text, safe_name, word_error_rate
+from greffier.core.config import AsrSettings
+from greffier.core.text import (
+    edit_distance,
+    language_code,
+    normalize_text,
+    safe_name,
+    word_error_rate,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -19,6 +26,13 @@ def test_normalisation_drops_case_and_punctuation_but_keeps_elisions() -> None:
 ])
 def test_safe_names_keep_only_portable_characters(name: str, safe: str) -> None:
     assert safe_name(name, "x") == safe
+
+
+def test_one_language_rule_for_settings_requests_and_attributes() -> None:
+    assert [language_code(v) for v in (" FR ", "en", "Auto", "", "  ", None)] == [
+        "fr", "en", None, None, None, None]
+    assert AsrSettings(language=" FR ").language == "fr" == AsrSettings(language="fr").language_code
+    assert AsrSettings(language="").language == "auto" and AsrSettings().language_code is None
 
 
 def test_edit_distance() -> None:
