@@ -9,7 +9,6 @@ transcript store) and published. Tracks come and go with participants: subscribe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +23,7 @@ from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
 from greffier.core import metrics
 from greffier.core.audio import SAMPLE_RATE, pcm16_to_float32
 from greffier.core.config import DiarizationSettings
-from greffier.core.log import get_logger
+from greffier.core.log import get_logger, spawn
 from greffier.core.timeline import StreamTimeline
 from greffier.core.types import (
     CaptionUpdate,
@@ -91,8 +90,8 @@ class TrackCaptioner:
         self.finals = 0
         self._interim_shown = ""
         metrics.stream_opened()
-        self._reader = asyncio.create_task(self._read(), name=f"greffier-read-{track.sid}")
-        self._writer = asyncio.create_task(self._write(), name=f"greffier-write-{track.sid}")
+        self._reader = spawn(self._read(), name=f"greffier-read-{track.sid}", logger=logger)
+        self._writer = spawn(self._write(), name=f"greffier-write-{track.sid}", logger=logger)
 
     def meeting_now(self) -> float:
         return time.time() - self.meeting_start
@@ -187,11 +186,9 @@ class TrackCaptioner:
         metrics.stream_closed()
         await self._audio.aclose()
         self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await asyncio.wait([self._reader])  # a failure of either task is logged (spawn)
         await self.transcriber.aclose()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        await asyncio.wait([self._writer])
         if self.shared_mic is not None:
             await self.shared_mic.aclose()
 
@@ -307,7 +304,9 @@ class RoomCaptioner:
             return
         if publication.source not in _CAPTIONED_SOURCES or not is_captioned(participant):
             return
-        publisher = self._publishers.get(track.sid) or TrackPublisher(self.room)
+        publisher = self._publishers.get(track.sid) or TrackPublisher(
+            self.room, track_sid=track.sid
+        )
         self._publishers[track.sid] = publisher
         shared = self._shared_microphone(participant, track.sid)
         captioner = TrackCaptioner(
@@ -333,15 +332,13 @@ class RoomCaptioner:
         if settings is None or self._recordings is None or not (settings.enabled or asked):
             return None
         shared = SharedMicrophone(settings, self._recordings / f"{track_sid}.pcm")
-        task = asyncio.create_task(shared.start())
-
-        def started(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                logger.error("diarization of track %s is off: %s", track_sid, t.exception())
-
-        task.add_done_callback(started)
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        # a failure is logged; the track is then captioned without speaker labels
+        spawn(
+            shared.start(),
+            name=f"greffier-diarization-start-{track_sid}",
+            logger=logger,
+            tasks=self._closing,
+        )
         return shared
 
     def _close_track(self, track_sid: str) -> None:
@@ -356,9 +353,7 @@ class RoomCaptioner:
                 await publisher.aclose()
             logger.info("track %s closed after %d finals", track_sid, captioner.finals)
 
-        task = asyncio.create_task(close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        spawn(close(), name=f"greffier-close-{track_sid}", logger=logger, tasks=self._closing)
 
     def _on_track_unsubscribed(
         self,

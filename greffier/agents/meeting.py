@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 from greffier.core import metrics
 from greffier.core.config import Settings
 from greffier.core.errors import StoreDataError, StoreError, StoreSchemaError
-from greffier.core.log import get_logger
+from greffier.core.log import get_logger, spawn
 from greffier.core.types import CaptionUpdate, Speaker, SpeakerTurn, TranscriptSegment, Word
 from greffier.store.sql import MeetingRecord, TranscriptStore, describe_error
 from greffier.subtitles.formats import write_all
@@ -329,8 +329,8 @@ class MeetingRecorder:
     def start(self) -> None:
         """Start the room's store writer (on the running loop)."""
         if self._writer is None:
-            self._writer = asyncio.create_task(
-                self._write_loop(), name=f"greffier-store-{self.meeting.id}"
+            self._writer = spawn(
+                self._write_loop(), name=f"greffier-store-{self.meeting.id}", logger=logger
             )
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 
 from livekit import rtc
 
-from greffier.core.log import get_logger
+from greffier.core.log import get_logger, spawn
 from greffier.core.types import CaptionUpdate
 from greffier.subtitles.caption_queue import CaptionQueue
 from greffier.subtitles.legacy import AppendOnlyCaptions
@@ -37,7 +37,7 @@ logger = get_logger("agents.publisher")
 class TrackPublisher:
     """Ordered, coalescing publication of one track's captions."""
 
-    def __init__(self, room: rtc.Room, *, legacy: bool = True) -> None:
+    def __init__(self, room: rtc.Room, *, legacy: bool = True, track_sid: str = "") -> None:
         self._room = room
         self._legacy = legacy
         self._queue = CaptionQueue()
@@ -47,7 +47,7 @@ class TrackPublisher:
         self._closed = False
         self.published = 0
         self.failed = 0
-        self._task = asyncio.create_task(self._run())
+        self._task = spawn(self._run(), name=f"greffier-publish-{track_sid}", logger=logger)
 
     def enqueue(self, update: CaptionUpdate) -> None:
         """Queue an update (see :class:`CaptionQueue` for the drop policy) and the legacy

@@ -9,7 +9,6 @@ record live, to be continued."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from typing import Any
@@ -19,7 +18,7 @@ from livekit import rtc
 from greffier.agents.captioner import RoomCaptioner
 from greffier.agents.meeting import MeetingRecorder, in_store_thread
 from greffier.core.config import Settings
-from greffier.core.log import get_logger
+from greffier.core.log import error_summary, get_logger, spawn
 from greffier.core.types import TranscriptSegment
 from greffier.subtitles.control import (
     CONTROL_TOPIC,
@@ -100,7 +99,11 @@ class MeetingSession:
                 self._linger = None
             return
         if self._linger is None and not self._ending:
-            self._linger = asyncio.create_task(self._end_after(self.settings.agent.linger_s))
+            self._linger = spawn(
+                self._end_after(self.settings.agent.linger_s),
+                name=f"greffier-linger-{self.recorder.meeting.id}",
+                logger=logger,
+            )
 
     async def _end_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -132,18 +135,9 @@ class MeetingSession:
             self._spawn(self.end("requested"))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "meeting %s: a control request failed",
-                self.recorder.meeting.id,
-                exc_info=task.exception(),
-            )
+        """Run a control request's work; its failure is logged (``core.log.spawn``)."""
+        name = f"greffier-control-{self.recorder.meeting.id}"
+        spawn(coro, name=name, logger=logger, tasks=self._tasks)
 
     async def _minutes_now(self) -> None:
         paths = await self.recorder.write_minutes(end=False)
@@ -153,9 +147,15 @@ class MeetingSession:
         payload = json.dumps(
             {"meeting_id": self.recorder.meeting.id, "files": [p.name for p in paths]}
         )
-        with contextlib.suppress(Exception):
+        try:
             await self.ctx.room.local_participant.publish_data(
                 payload, reliable=True, topic=MINUTES_TOPIC
+            )
+        except Exception as e:  # noqa: BLE001 - the minutes are written; only the notice is lost
+            logger.warning(
+                "meeting %s: announcing the minutes failed: %s",
+                self.recorder.meeting.id,
+                error_summary(e),
             )
 
     async def end(self, reason: str) -> None:
@@ -188,8 +188,12 @@ class MeetingSession:
             mine = [s for s in stored if s.track_sid == track.track_sid]
             try:
                 refined += await track.shared_mic.refine(mine, track.timeline)
-            except Exception:  # noqa: BLE001 - the live labels stay
-                logger.exception("end-of-meeting diarization of %s failed", track.track_sid)
+            except Exception as e:  # noqa: BLE001 - the live labels stay
+                logger.error(
+                    "end-of-meeting diarization of %s failed: %s",
+                    track.track_sid,
+                    error_summary(e),
+                )
         if refined:
             await self.recorder.replace_segments(refined)
 

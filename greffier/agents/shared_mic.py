@@ -19,7 +19,7 @@ import numpy as np
 
 from greffier.core.audio import SAMPLE_RATE, FloatArray, float32_to_pcm16, pcm16_to_float32
 from greffier.core.config import DiarizationSettings
-from greffier.core.log import get_logger
+from greffier.core.log import error_summary, get_logger, spawn
 from greffier.core.timeline import StreamTimeline
 from greffier.core.types import (
     Speaker,
@@ -71,7 +71,9 @@ class SharedMicrophone:
         self._online = OnlineDiarizer.from_settings(diarizer, self.settings)
         self._online.push(self._pending)
         self._pending = np.zeros(0, np.float32)
-        self._task = asyncio.create_task(self._follow())
+        self._task = spawn(
+            self._follow(), name=f"greffier-diarize-{self.recording.stem}", logger=logger
+        )
 
     def push(self, samples: FloatArray) -> None:
         """Audio of the track, as the transcriber gets it."""
@@ -90,8 +92,8 @@ class SharedMicrophone:
             if online.ready():
                 try:
                     await loop.run_in_executor(_EXECUTOR, online.poll)
-                except Exception:  # noqa: BLE001 - captions go on with the last labels
-                    logger.exception("live diarization failed on a window")
+                except Exception as e:  # noqa: BLE001 - captions go on with the last labels
+                    logger.error("live diarization failed on a window: %s", error_summary(e))
                     continue
                 self._turns = online.timeline()
                 logger.debug(

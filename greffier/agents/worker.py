@@ -32,7 +32,7 @@ from greffier.core.errors import (
     MissingDependencyError,
     ServerUnreachableError,
 )
-from greffier.core.log import get_logger
+from greffier.core.log import get_logger, spawn
 from greffier.livekit.server import wait_healthy
 from greffier.livekit.worker_process import READY_LINE
 from greffier.models.manager import ENGINE, MODELS, engine_key, whisper_key
@@ -182,7 +182,7 @@ def build_server(settings: Settings) -> Any:
                     continue
                 leave_if_outranked(others)
 
-        watcher = asyncio.create_task(watch(), name=f"greffier-tie-break-{ctx.job.id}")
+        watcher = spawn(watch(), name=f"greffier-tie-break-{ctx.job.id}", logger=logger)
 
         async def stop_watching() -> None:
             watcher.cancel()
@@ -284,8 +284,8 @@ def run_worker(settings: Settings) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        run = asyncio.create_task(server.run(devmode=False))
-        waiter = asyncio.create_task(stop.wait())
+        run = spawn(server.run(devmode=False), name="greffier-worker", logger=logger)
+        waiter = spawn(stop.wait(), name="greffier-stop-signal", logger=logger)
         done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             logger.info("stopping the worker")
