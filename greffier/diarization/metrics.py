@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from greffier.core.errors import AudioFormatError, MissingDependencyError
 from greffier.core.types import SpeakerTurn
 
 Uem = tuple[float, float] | Sequence[tuple[float, float]]
 """Scored regions: one (start, end) pair or several."""
+Turns = Sequence[SpeakerTurn]
 
 
 def read_rttm(path: str | Path, *, uri: str | None = None) -> list[SpeakerTurn]:
@@ -58,9 +59,7 @@ def _annotation(core: Any, turns: Iterable[SpeakerTurn]) -> Any:
     return annotation
 
 
-def _timeline(
-    core: Any, uem: Uem | None, reference: Sequence[SpeakerTurn], hypothesis: Sequence[SpeakerTurn]
-) -> Any:
+def _timeline(core: Any, uem: Uem | None, reference: Turns, hypothesis: Turns) -> Any:
     if uem is None:
         ends = [t.end for t in (*reference, *hypothesis)]
         regions: list[tuple[float, float]] = [(0.0, max(ends, default=0.0))]
@@ -71,63 +70,52 @@ def _timeline(
     return core.Timeline([core.Segment(a, b) for a, b in regions if b > a], uri="audio")
 
 
-def der_components(
-    reference: Sequence[SpeakerTurn],
-    hypothesis: Sequence[SpeakerTurn],
-    *,
-    uem: Uem | None = None,
-    collar: float = 0.0,
-    skip_overlap: bool = False,
-) -> dict[str, float]:
-    """pyannote's DER components in seconds (``missed detection``, ``false alarm``,
-    ``confusion``, ``total``) and ``diarization error rate``; arguments as in
-    :func:`diarization_error_rate`."""
+class Scoring(TypedDict, total=False):
+    """How a diarization is scored (pyannote.metrics' options), by keyword."""
+
+    uem: Uem | None
+    """Scored (start, end) regions; None (default) scores from 0 to the last end of either
+    side."""
+    collar: float
+    """Total width (s) forgiven around each reference boundary, +-collar/2 (pyannote's
+    convention: NIST md-eval's ``-c 0.25`` is ``collar=0.5`` here); 0 by default."""
+    skip_overlap: bool
+    """Leave out regions where reference speakers overlap; False by default."""
+
+
+def _score(
+    metric_name: str, reference: Turns, hypothesis: Turns, rules: Scoring, *, detailed: bool
+) -> Any:
     core, diar = _metrics()
-    metric = diar.DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
-    components = metric(
+    metric = getattr(diar, metric_name)(
+        collar=rules.get("collar", 0.0), skip_overlap=rules.get("skip_overlap", False)
+    )
+    return metric(
         _annotation(core, reference),
         _annotation(core, hypothesis),
-        uem=_timeline(core, uem, reference, hypothesis),
-        detailed=True,
+        uem=_timeline(core, rules.get("uem"), reference, hypothesis),
+        detailed=detailed,
     )
+
+
+def der_components(
+    reference: Turns, hypothesis: Turns, **rules: Unpack[Scoring]
+) -> dict[str, float]:
+    """pyannote's DER components in seconds (``missed detection``, ``false alarm``,
+    ``confusion``, ``total``) and ``diarization error rate``; ``rules`` as in
+    :class:`Scoring`."""
+    components = _score("DiarizationErrorRate", reference, hypothesis, rules, detailed=True)
     return {str(k): float(v) for k, v in components.items()}
 
 
-def diarization_error_rate(
-    reference: Sequence[SpeakerTurn],
-    hypothesis: Sequence[SpeakerTurn],
-    *,
-    uem: Uem | None = None,
-    collar: float = 0.0,
-    skip_overlap: bool = False,
-) -> float:
+def diarization_error_rate(reference: Turns, hypothesis: Turns, **rules: Unpack[Scoring]) -> float:
     """DER = (missed + false alarm + confusion) / reference speech, with the optimal mapping of
-    hypothesis to reference speakers.
-
-    ``uem`` restricts scoring to (start, end) regions; None scores from 0 to the last end of
-    either side. ``collar`` (seconds, total) forgives errors around reference boundaries.
-    """
-    return der_components(reference, hypothesis, uem=uem, collar=collar, skip_overlap=skip_overlap)[
-        "diarization error rate"
-    ]
+    hypothesis to reference speakers; ``rules`` as in :class:`Scoring`."""
+    return der_components(reference, hypothesis, **rules)["diarization error rate"]
 
 
-def jaccard_error_rate(
-    reference: Sequence[SpeakerTurn],
-    hypothesis: Sequence[SpeakerTurn],
-    *,
-    uem: Uem | None = None,
-    collar: float = 0.0,
-    skip_overlap: bool = False,
-) -> float:
+def jaccard_error_rate(reference: Turns, hypothesis: Turns, **rules: Unpack[Scoring]) -> float:
     """JER: mean over reference speakers of 1 - Jaccard index with their mapped hypothesis
-    speaker (DIHARD II), so that every speaker counts equally whatever their talk time."""
-    core, diar = _metrics()
-    metric = diar.JaccardErrorRate(collar=collar, skip_overlap=skip_overlap)
-    return float(
-        metric(
-            _annotation(core, reference),
-            _annotation(core, hypothesis),
-            uem=_timeline(core, uem, reference, hypothesis),
-        )
-    )
+    speaker (DIHARD II), so that every speaker counts equally whatever their talk time;
+    ``rules`` as in :class:`Scoring`."""
+    return float(_score("JaccardErrorRate", reference, hypothesis, rules, detailed=False))

@@ -64,7 +64,8 @@ class WindowDiarizer(Protocol):
     def diarize_window(self, audio: npt.NDArray[np.floating]) -> WindowDiarization: ...
 
 
-def _unit(v: npt.ArrayLike) -> FloatArray | None:
+def unit_vector(v: npt.ArrayLike) -> FloatArray | None:
+    """``v`` flattened and scaled to unit length (float32); None when it has no direction."""
     a = np.asarray(v, dtype=np.float64).reshape(-1)
     norm = float(np.linalg.norm(a))
     if a.size == 0 or not math.isfinite(norm) or norm < 1e-8:
@@ -146,7 +147,9 @@ class SpeakerTracker:
         """
         speech_s = speech_s or {}
         overlap = overlap or {}
-        units = {local: (_unit(e) if e is not None else None) for local, e in embeddings.items()}
+        units = {
+            local: (unit_vector(e) if e is not None else None) for local, e in embeddings.items()
+        }
         locals_ = sorted(units, key=lambda k: -speech_s.get(k, math.inf))
         known = list(self._speakers)
         pairs = []
@@ -199,7 +202,7 @@ class SpeakerTracker:
             if sp.centroid is emb:  # just created from this embedding
                 continue
             old = min(sp.speech_s, self.memory_s)
-            merged = _unit(sp.centroid * old + emb * seconds)
+            merged = unit_vector(sp.centroid * old + emb * seconds)
             if merged is not None:
                 sp.centroid = merged
             sp.speech_s += seconds

