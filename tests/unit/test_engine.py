@@ -1,10 +1,10 @@
-"""The engine's scheduling policy, with a decoder whose timing the test controls."""
+"""The engine's scheduling policy, with a decoder whose timing the test controls: decodes are
+held and released by the test, and their duration passes on the engine's fake clock."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,8 +18,22 @@ from greffier.core.types import Hypothesis
 pytestmark = pytest.mark.unit
 
 
+class FakeClock:
+    """The engine's clock, moved by the test and by the decoder (no real time passes)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class ScriptedDecoder:
-    """Records the order of requests; each call blocks until the test releases it."""
+    """Records the order of requests; each call blocks until the test releases it, then takes
+    ``delay`` seconds of the fake ``clock``."""
 
     multilingual = True
 
@@ -29,6 +43,7 @@ class ScriptedDecoder:
         if not hold:
             self.gate.set()
         self.delay = delay
+        self.clock = FakeClock()
         self.started = threading.Event()
 
     def decode_batch(
@@ -37,7 +52,7 @@ class ScriptedDecoder:
         self.calls.append([o.prompt for _, o in requests])
         self.started.set()
         self.gate.wait(5)
-        time.sleep(self.delay)
+        self.clock.advance(self.delay)
         return [Hypothesis(words=(), language="en", text=o.prompt) for _, o in requests]
 
 
@@ -88,12 +103,12 @@ def test_a_newer_interim_supersedes_the_pending_one_and_finals_are_kept() -> Non
 
 def test_interims_waiting_too_long_are_dropped_under_overload() -> None:
     dec = ScriptedDecoder(hold=True)
-    engine = InferenceEngine(dec, interim_max_wait_s=0.05).start()
+    engine = InferenceEngine(dec, interim_max_wait_s=0.05, clock=dec.clock).start()
     engine.submit("x", RequestKind.INTERIM, audio(), opts("blocker"))
     assert dec.started.wait(2)
     stale = engine.submit("a", RequestKind.INTERIM, audio(), opts("stale"))
     final = engine.submit("b", RequestKind.FINAL, audio(), opts("final"))
-    time.sleep(0.2)
+    dec.clock.advance(0.2)
     dec.gate.set()
     assert final.result(5).text == "final"
     with pytest.raises(Superseded):
@@ -119,7 +134,7 @@ def test_batches_group_requests_of_the_same_beam() -> None:
 def test_streams_are_served_fairly_under_load() -> None:
     """Four streams each keep an interim pending; every stream gets decodes."""
     dec = ScriptedDecoder(delay=0.01)
-    engine = InferenceEngine(dec).start()
+    engine = InferenceEngine(dec, clock=dec.clock).start()
     served = dict.fromkeys("abcd", 0)
     for _ in range(30):
         fs = {s: engine.submit(s, RequestKind.INTERIM, audio(), opts(s)) for s in "abcd"}
@@ -135,7 +150,7 @@ def test_streams_are_served_fairly_under_load() -> None:
 
 def test_finals_survive_overload() -> None:
     dec = ScriptedDecoder(delay=0.002)
-    engine = InferenceEngine(dec, interim_max_wait_s=0.01).start()
+    engine = InferenceEngine(dec, interim_max_wait_s=0.01, clock=dec.clock).start()
     finals = [engine.submit(f"s{i % 8}", RequestKind.FINAL, audio(), opts(f"f{i}"))
               for i in range(200)]
     for i in range(400):
@@ -190,9 +205,8 @@ def test_finals_lose_their_beam_when_other_finals_wait() -> None:
 
 
 def test_interims_thin_out_as_more_streams_speak() -> None:
-    now = [0.0]
     dec = ScriptedDecoder()
-    engine = InferenceEngine(dec, full_rate_streams=2, clock=lambda: now[0]).start()
+    engine = InferenceEngine(dec, full_rate_streams=2, clock=dec.clock).start()
     assert engine.interim_spacing() == 1.0
     for sid in ("a", "b"):
         engine.submit(sid, RequestKind.INTERIM, audio(), opts(sid)).result(5)
@@ -203,6 +217,6 @@ def test_interims_thin_out_as_more_streams_speak() -> None:
     assert four > 2.0  # four speakers: interims more than twice as sparse
     engine.forget("d")
     assert 1.0 < engine.interim_spacing() < four
-    now[0] = 10.0  # nobody spoke for a while
+    dec.clock.advance(10.0)  # nobody spoke for a while
     assert engine.interim_spacing() == 1.0
     engine.close()
