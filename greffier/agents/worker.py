@@ -34,13 +34,16 @@ from greffier.core.errors import (
 )
 from greffier.core.log import get_logger, spawn
 from greffier.livekit.server import wait_healthy
-from greffier.livekit.worker_process import READY_LINE
 from greffier.models.manager import ENGINE, MODELS, engine_key, whisper_key
-from greffier.subtitles.protocol import AGENT_ROLE, AGENT_ROLE_ATTRIBUTE
+from greffier.subtitles.protocol import (
+    AGENT_NAME_ATTRIBUTE,
+    AGENT_ROLE,
+    AGENT_ROLE_ATTRIBUTE,
+    READY_LINE,
+)
 
 logger = get_logger("agents.worker")
 
-AGENT_NAME_ATTRIBUTE = "greffier.agent"
 TIE_BREAK_POLL_S = 5.0
 _AGENT_KIND = 4
 """``PARTICIPANT_KIND_AGENT`` (the same value in ``rtc.ParticipantKind`` and

@@ -1,9 +1,9 @@
 """LiveKit client side (the one adapter over ``livekit.rtc`` / ``livekit.api`` for clients).
 
-Tokens, explicit agent dispatch, a participant that publishes a recording at real-time pace,
-and a collector of the captions a participant receives in all three forms. Used by the demo,
-the integration tests and the benchmarks; the agent worker has its own side in
-``greffier.agents``.
+Explicit agent dispatch, control requests, a participant that publishes a recording at
+real-time pace, and a collector of the captions a participant receives in all three forms.
+Used by the demo, the integration tests and the benchmarks; tokens are signed by
+:mod:`greffier.livekit.tokens`; the agent worker has its own side in ``greffier.agents``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from greffier.core.audio import FloatArray, float32_to_pcm16
 from greffier.core.config import LiveKitSettings
 from greffier.core.errors import ServerUnreachableError
 from greffier.core.log import get_logger
+from greffier.livekit.tokens import make_token
 from greffier.subtitles.protocol import (
     ATTR_FINAL,
     ATTR_SEGMENT_ID,
@@ -33,39 +33,6 @@ from greffier.subtitles.protocol import (
 )
 
 logger = get_logger("livekit.client")
-
-
-def make_token(
-    lk: LiveKitSettings,
-    *,
-    identity: str,
-    room: str,
-    name: str = "",
-    attributes: dict[str, str] | None = None,
-    can_publish: bool = True,
-    can_publish_data: bool = True,
-    hidden: bool = False,
-    ttl_s: int = 3600,
-) -> str:
-    """A participant access token for ``room``."""
-    grants = api.VideoGrants(
-        room_join=True,
-        room=room,
-        can_publish=can_publish,
-        can_subscribe=True,
-        can_publish_data=can_publish_data,
-        hidden=hidden,
-    )
-    token = (
-        api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())
-        .with_identity(identity)
-        .with_name(name or identity)
-        .with_grants(grants)
-        .with_ttl(timedelta(seconds=ttl_s))
-    )
-    if attributes:
-        token = token.with_attributes(attributes)
-    return token.to_jwt()
 
 
 def server_api(lk: LiveKitSettings) -> api.LiveKitAPI:

@@ -1,6 +1,7 @@
 """Run ``greffier worker`` as a child process (demo, tests, benchmarks).
 
-The worker prints :data:`READY_LINE` on stderr once it is registered with the server.
+The worker prints :data:`~greffier.subtitles.protocol.READY_LINE` on stderr once it is
+registered with the server.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from collections import deque
 from pathlib import Path
 
 from greffier.core.errors import GreffierError
-
-READY_LINE = "greffier worker registered"
+from greffier.subtitles.protocol import READY_LINE
 
 
 class WorkerProcess:

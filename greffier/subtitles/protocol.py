@@ -8,6 +8,9 @@ Captions go out three ways, for three kinds of listeners:
 2. The legacy ``publish_transcription`` event (La Suite Meet's front end listens only there).
 3. A JSON message on the data topic ``greffier.captions`` (:class:`CaptionMessage`), with the
    speaker's name, the language and the meeting times, for greffier's own page and tools.
+
+Also here: the attributes a captioner and a participant set, and the line a worker prints for
+its supervisor.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ PARTICIPANT_SHARED_MIC_ATTRIBUTE = "greffier.shared_microphone"
 """Participant attribute ("true") asking for diarization of that participant's track."""
 AGENT_ROLE_ATTRIBUTE = "greffier.role"
 AGENT_ROLE = "captioner"
+"""A captioner's participant attributes: its role, and the agent name it was dispatched as
+(:data:`AGENT_NAME_ATTRIBUTE`), by which captioners of one deployment find each other."""
+AGENT_NAME_ATTRIBUTE = "greffier.agent"
+
+READY_LINE = "greffier worker registered"
+"""What ``greffier worker`` prints on stderr once registered with the server; its supervisor
+(``greffier.livekit.worker_process``) waits for it."""
 
 
 class CaptionSpeaker(BaseModel):

@@ -22,10 +22,10 @@ from greffier.core.config import AgentSettings, LiveKitSettings, ServiceSettings
 from greffier.livekit.client import (
     CaptionCollector,
     connect,
-    make_token,
     publish_audio,
     server_api,
 )
+from greffier.livekit.tokens import make_token
 from greffier.service.app import create_app
 from greffier.store.sql import TranscriptStore
 from greffier.subtitles.protocol import TOPIC_TRANSCRIPTION

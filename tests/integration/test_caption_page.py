@@ -31,7 +31,8 @@ import uvicorn
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.config import LiveKitSettings, Settings, StoreSettings
 from greffier.core.text import normalize_text, word_error_rate
-from greffier.livekit.client import connect, dispatch_agent, make_token, publish_audio
+from greffier.livekit.client import connect, dispatch_agent, publish_audio
+from greffier.livekit.tokens import make_token
 from greffier.service.app import create_app
 from tests.conftest import Clip
 from tests.integration.rooms import captioners, clip_audio, room_name, wait_for

@@ -6,7 +6,6 @@ member of the room (``Authorization: Bearer <their LiveKit token>``) or an opera
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from greffier.core.log import get_logger
+from greffier.livekit.tokens import make_token
 from greffier.service.auth import AUTH_RESPONSES, VIEWER_ATTRIBUTE, RoomMember
 from greffier.service.schemas import ViewerToken
 from greffier.service.state import ServiceState, get_state
@@ -72,27 +72,20 @@ def viewer_token(
     """A caption viewer's token for ``room``, to a member of that room (or an operator):
     hidden, short-lived, receives data and text streams only (no media subscription, no
     publishing of media or data), and not itself a credential for this service."""
-    from livekit import api
-
     identity = f"viewer-{uuid.uuid4().hex[:12]}"
     lk = state.settings.livekit
-    grants = api.VideoGrants(
-        room_join=True,
+    token = make_token(
+        lk,
+        identity=identity,
         room=room,
-        can_subscribe=False,
+        name=VIEWER_NAME,
+        attributes={VIEWER_ATTRIBUTE: "1"},
         can_publish=False,
+        can_subscribe=False,
         can_publish_data=False,
         can_update_own_metadata=False,
         hidden=True,
-    )
-    token = (
-        api.AccessToken(lk.api_key, lk.api_secret.get_secret_value())
-        .with_identity(identity)
-        .with_name(VIEWER_NAME)
-        .with_grants(grants)
-        .with_attributes({VIEWER_ATTRIBUTE: "1"})
-        .with_ttl(timedelta(seconds=VIEWER_TOKEN_TTL_S))
-        .to_jwt()
+        ttl_s=VIEWER_TOKEN_TTL_S,
     )
     response.headers["Cache-Control"] = "no-store"
     url = state.service.public_livekit_url or lk.url
