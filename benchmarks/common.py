@@ -219,3 +219,55 @@ def offline_transcripts(
         path.write_text(text, encoding="utf-8")
         out[clip.id] = text
     return out
+
+
+def run_metadata(settings: Settings, decoder: Any | None = None, *, conditions: str = "",
+                 command: str = "", configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a result needs to be reproduced and compared: the configuration, the model (name,
+    where it came from, SHA-256 of its ``model.bin``), the device, library versions, the
+    machine (with the date), the conditions and the command line."""
+    from greffier.evaluation.asr_bench import model_checksum
+    from greffier.evaluation.resources import library_versions
+
+    model: dict[str, Any] = {"name": settings.asr.model}
+    device: dict[str, Any] = {"requested": settings.asr.device}
+    if decoder is not None:
+        resolved = decoder.resolved
+        device.update({"device": decoder.device.device,
+                       "compute_type": decoder.device.compute_type})
+    else:  # the model runs in another process (the live worker): resolve it, do not load it
+        from greffier.models.registry import resolve_whisper_model
+
+        resolved = resolve_whisper_model(settings.asr.model, settings.cache_dir)
+    sha, source = model_checksum(resolved, settings.cache_dir)
+    model.update({"source": resolved.source, "location": resolved.location,
+                  "sha256": sha, "sha256_source": source})
+    return {
+        "configuration": {"asr": settings.asr.model_dump(mode="json"),
+                          "vad": settings.vad.model_dump(mode="json"), **(configuration or {})},
+        "model_info": model,
+        "device_info": device,
+        "libraries": library_versions(),
+        "machine": machine(),
+        "conditions": conditions,
+        "command": command,
+    }
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that reproduces this run (under the heavy lock, as the rules ask)."""
+    import shlex
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    return (f"flock /tmp/greffier-heavy.lock .venv/bin/python -m benchmarks.{module} "
+            + " ".join(shlex.quote(a) for a in args)).strip()
+
+
+def progress(total: int, desc: str, unit: str = "clip") -> Any:
+    """A tqdm bar on stderr (silent when stderr is not a terminal and ``total`` is small);
+    call ``.update(n)`` and ``.close()``."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, mininterval=1.0, dynamic_ncols=True,
+                disable=None if total < 20 else False)

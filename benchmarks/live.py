@@ -55,10 +55,11 @@ from benchmarks.common import (
     Clip,
     fmt,
     load_set,
-    machine,
     normalised_wer,
     offline_transcripts,
     percentile,
+    progress,
+    run_metadata,
     set_label,
     wer,
     write_results,
@@ -240,6 +241,8 @@ async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row],
         audio_s = 0.0
         cpu0 = proc.cpu_times()
         t0 = time.monotonic()
+        bar = progress(round(sum(max(b.audio.size for b in st) / SAMPLE_RATE + TAIL_S
+                                 for st in stages)), "live", unit="s")
         for stage in stages:
             bots = [await connect(lk, identity=b.identity, room=room, name=b.identity,
                                   auto_subscribe=False) for b in stage]
@@ -249,12 +252,14 @@ async def run(settings: Settings, stages: list[list[Block]]) -> tuple[list[Row],
             for bot in bots:
                 await bot.disconnect()
             audio_s += max(b.audio.size for b in stage) / SAMPLE_RATE
+            bar.update(round(max(b.audio.size for b in stage) / SAMPLE_RATE + TAIL_S))
             for b, times in zip(stage, published, strict=True):
                 lags.append(float(np.max(times - times[0] - FRAME_S * np.arange(times.size))))
                 for r in b.rows:
                     r.started_at = float(times[0])
                     r.frame_times = times
                 rows += b.rows
+        bar.close()
         wall = time.monotonic() - t0
         cpu1 = proc.cpu_times()
         rss_mb = proc.memory_info().rss / 2**20
@@ -690,11 +695,15 @@ def main(argv: list[str] | None = None) -> int:
         if res["offline_wer_by_language"].get(lang) else None
         for lang, v in res["wer_finals_by_language"].items()}
     res["runs"] = runs
-    res["machine"] = machine()
+    res.update(run_metadata(settings, conditions=args.conditions, command=command,
+                            configuration={"set": label, "languages": list(languages),
+                                           "runs": args.runs, "only": args.only,
+                                           "limit": args.limit or None}))
     res["command_wall_s"] = round(time.monotonic() - t_start, 1)
     png = f"{name}.png"
     args.results_dir.mkdir(parents=True, exist_ok=True)
     plot(res, args.results_dir / png)
+    res["plots"] = {"latency distributions": png}
     text = table(res, png)
     js, md = write_results(name, res, text, args.results_dir)
     print(text)

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
 import statistics
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ class AsrBenchOptions:
     runs: int = 1
     limit: int = 0
     progress: bool = True
+    conditions: str = ""
+    """How the machine was during the run (``quiet machine``, ``shared machine``)."""
 
 
 def _sha256(path: Path) -> str:
@@ -126,6 +129,22 @@ def _language_of(requested: str | None, utterance: Utterance) -> str | None:
     if requested:
         return None if requested.strip().lower() == "auto" else requested.strip().lower()
     return utterance.language
+
+
+def command_line(options: AsrBenchOptions) -> str:
+    """The ``greffier bench asr`` command that reproduces a run with these options."""
+    parts = [".venv/bin/greffier", "bench", "asr", "--data", options.data]
+    if options.language:
+        parts += ["--language", options.language]
+    if options.runs != 1:
+        parts += ["--runs", str(options.runs)]
+    if options.limit:
+        parts += ["--limit", str(options.limit)]
+    if options.name != "asr":
+        parts += ["--name", options.name]
+    if options.conditions:
+        parts += ["--conditions", options.conditions]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _summary(clips: list[dict[str, Any]]) -> dict[str, Any]:
@@ -274,6 +293,8 @@ def run_asr_bench(
     result = {
         "benchmark": "asr (offline, greffier.asr.offline)",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "conditions": options.conditions,
+        "command": command_line(options),
         "configuration": {
             "data": options.data,
             "items": len(items),
@@ -321,8 +342,11 @@ def run_asr_bench(
     js = options.out_dir / f"{options.name}.json"
     md = options.out_dir / f"{options.name}.md"
     js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    png = plot_wer_per_clip(result, options.out_dir / f"{options.name}_wer.png")
+    if png is not None:
+        result["plots"] = {"WER per clip": png.name}
+        js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md.write_text(markdown_table(result), encoding="utf-8")
-    plot_wer_per_clip(result, options.out_dir / f"{options.name}_wer.png")
     return js, md
 
 
@@ -385,7 +409,11 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"{d['device']}/{d['compute_type']}, beam {cfg['beam_size']}, {cfg['runs']} run(s); "
         f"{result['machine']['cpu']}, {result['machine']['cores']} cores. WER/CER normalised "
         "(Whisper's English normaliser, greffier's French one, Whisper's basic one otherwise) "
-        "and raw (as written).",
+        "and raw (as written). Conditions: "
+        f"**{result.get('conditions') or 'not recorded'}**; "
+        f"{result.get('created', '')}. Produced by:",
+        "",
+        f"    {result.get('command', '')}",
         "",
         "| language | clips | audio | WER | WER raw | CER | CER raw | RTF | CPU s / audio s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -410,4 +438,6 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"{w['deletions']} / {w['insertions']} of {w['reference_length']} | "
             f"{_num(c['rtf'])} |"
         )
+    for alt, png in result.get("plots", {}).items():
+        lines += ["", f"![{alt}]({png})"]
     return "\n".join(lines) + "\n"

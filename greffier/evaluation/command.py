@@ -6,10 +6,11 @@ clone's root), which are not part of the installed package. They receive the mod
 and device as ``GREFFIER_ASR__MODEL``/``__LANGUAGE``/``__DEVICE`` in their environment, and
 flags only for the options the user gave, named as the module declares them (``TRANSLATION``:
 ``--set``; ``--out`` -> ``--results-dir``; ``--runs`` -> ``--runs`` or ``--repeats``;
-``--limit``; ``--language xx`` -> ``--languages xx`` for streaming and live); a data set that
-is not a manifest is first written as one (``--set`` then names that manifest). Arguments
-after ``--`` are passed on unchanged. ``asr --set hard`` builds the hard set with the
-repository's ``benchmarks.hardset``.
+``--limit``; ``--conditions``; ``--language xx`` -> ``--languages xx`` for streaming and live;
+``streaming --sweep``); a data set that is not a manifest is first written as one (``--set``
+then names that manifest). Arguments after ``--`` are passed on unchanged. ``asr --set hard``
+builds the hard set with the repository's ``benchmarks.hardset``. ``report`` regenerates
+``benchmarks/README.md`` from the result files (``benchmarks.report``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SUBCOMMANDS = {
     "diarization": "DER/JER, cpWER and speed of the diarization",
     "capacity": "how many real-time streams one engine holds",
 }
+REPORT_HELP = "write benchmarks/README.md from the result files (no benchmark is run)"
 NAMED_SETS = ("shared", "hard")
 
 DATA_HELP = (
@@ -65,6 +67,17 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         )
         p.add_argument("--runs", type=int, help="repetitions (asr: timed runs per clip, median)")
         p.add_argument("--limit", type=int, help="only the first N items")
+        p.add_argument(
+            "--conditions",
+            help="how the machine was during the run, written into the results "
+            "('quiet machine', 'shared machine')",
+        )
+        if name == "streaming":
+            p.add_argument(
+                "--sweep",
+                action="store_true",
+                help="only the settings sweep (latency/WER trade-off) on a few clips",
+            )
         if name == "asr":
             p.add_argument("--name", default="asr", help="result file names: <name>.json/.md")
             p.add_argument("--no-progress", action="store_true")
@@ -74,6 +87,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                 nargs=argparse.REMAINDER,
                 help="after --: arguments for the benchmark module itself",
             )
+    report = kinds.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
+    report.add_argument(
+        "--results", type=Path, help="folder of the result JSON (default benchmarks/results)"
+    )
+    report.add_argument("--readme", type=Path, help="file to write (default benchmarks/README.md)")
 
 
 def find_repository() -> Path | None:
@@ -111,6 +129,8 @@ TRANSLATION = {
     "runs": ("--runs", "--repeats"),
     "limit": ("--limit",),
     "languages": ("--languages",),
+    "conditions": ("--conditions",),
+    "sweep": ("--sweep",),
 }
 """Our option -> the benchmark module's, first one it accepts."""
 
@@ -143,6 +163,8 @@ def module_arguments(
         "runs": None if args.runs is None else str(args.runs),
         "limit": None if args.limit is None else str(args.limit),
         "languages": lang if lang and lang != "auto" and module in ("streaming", "live") else None,
+        "conditions": getattr(args, "conditions", None),
+        "sweep": "" if getattr(args, "sweep", False) else None,
     }
     cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
     for key, value in given.items():
@@ -156,7 +178,7 @@ def module_arguments(
                 f"benchmarks.{module} has no option for {option}",
                 hint=f"run greffier bench {args.bench} without it",
             )
-        cmd += [flag, value]
+        cmd += [flag, value] if value else [flag]
     rest = list(getattr(args, "passthrough", []) or [])
     if rest and rest[0] == "--":
         rest = rest[1:]
@@ -203,6 +225,13 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return _run_asr(args, settings)
     root = _require_repository()
     env = _module_env(root)
+    if args.bench == "report":
+        cmd = [sys.executable, "-m", "benchmarks.report"]
+        if args.results is not None:
+            cmd += ["--results", str(args.results)]
+        if args.readme is not None:
+            cmd += ["--readme", str(args.readme)]
+        return subprocess.run(cmd, cwd=root, env=env, check=False).returncode
     with tempfile.TemporaryDirectory(prefix="greffier-bench-") as tmp:
         manifest = None
         if _needs_manifest(args.data):
@@ -246,6 +275,7 @@ def _run_asr(args: argparse.Namespace, settings: Settings) -> int:
             runs=args.runs or 1,
             limit=args.limit or 0,
             progress=not args.no_progress,
+            conditions=args.conditions or "",
         ),
     )
     print(md.read_text(encoding="utf-8"))

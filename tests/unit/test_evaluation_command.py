@@ -129,3 +129,17 @@ def test_bench_runs_the_repository_module_with_a_converted_data_set(tmp_path: Pa
     assert "usage:" in run.stdout and "--set" in run.stdout
     command = next(line for line in run.stderr.splitlines() if line.startswith("greffier bench"))
     assert "-m benchmarks.streaming --set " in command and command.endswith("manifest.tsv --help")
+
+
+def test_conditions_sweep_and_capacity_reach_the_streaming_module() -> None:
+    args = parse("streaming", "--sweep", "--conditions", "shared machine")
+    assert module_arguments(args, REPO)[3:] == ["--conditions", "shared machine", "--sweep"]
+    args = parse("capacity", "--conditions", "quiet machine", "--out", "/tmp/o")
+    assert module_arguments(args, REPO)[2:] == [
+        "benchmarks.streaming", "--capacity-only", "--skip-peers", "--output", "capacity",
+        "--results-dir", "/tmp/o", "--conditions", "quiet machine"]
+    args = parse("live", "--conditions", "shared machine")
+    assert module_arguments(args, REPO)[3:] == ["--conditions", "shared machine"]
+    report = parse("report", "--results", "/r", "--readme", "/r/README.md")
+    assert (report.bench, report.results, report.readme) == (
+        "report", Path("/r"), Path("/r/README.md"))
