@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from greffier.core.text import CLAUSE_END, SENTENCE_END
 from greffier.core.types import Word
 
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
-CLAUSE_END = (",", ";", ":", "，", "；", "：")
 MIN_CUT_S = 2.0
 """A cut leaves at least this much of the segment in the final (from its start)."""
 

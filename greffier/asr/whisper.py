@@ -29,6 +29,7 @@ from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.config import AsrSettings
 from greffier.core.errors import MissingDependencyError, ModelNotFoundError
 from greffier.core.log import get_logger
+from greffier.core.text import SENTENCE_END
 from greffier.core.types import Hypothesis, Word
 from greffier.models.device import DeviceChoice, resolve_device
 from greffier.models.registry import ResolvedModel, resolve_whisper_model
@@ -43,7 +44,6 @@ _BUCKET_FRAMES = 200  # encoder lengths are multiples of 2 s, to bound shape var
 _MAX_FRAMES = 3000
 _PREPEND_PUNCT = "\"'“¿([{-"
 _APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
-_SENTENCE_END = ".。!！?？"
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,9 +542,9 @@ def _clip_long_words(alignment: list[dict[str, Any]]) -> None:
     longest = median * 2
     for i in range(1, len(alignment)):
         if alignment[i]["end"] - alignment[i]["start"] > longest:
-            if alignment[i]["word"] in _SENTENCE_END:
+            if alignment[i]["word"] in SENTENCE_END:
                 alignment[i]["end"] = alignment[i]["start"] + longest
-            elif alignment[i - 1]["word"] in _SENTENCE_END:
+            elif alignment[i - 1]["word"] in SENTENCE_END:
                 alignment[i]["start"] = alignment[i]["end"] - longest
     # The first word after silence tends to start too early.
     first = alignment[0]

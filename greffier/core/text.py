@@ -1,5 +1,6 @@
 """Text rules every layer shares: normalisation and word error rate (the one definition every
-WER figure uses), language codes ("auto" and case), and safe file names.
+WER figure uses), sentence and clause ends, language codes ("auto" and case), and safe file
+names.
 
 Normalisation: Unicode NFKC, lower case, punctuation removed (apostrophes inside words and
 hyphens become spaces or stay as in ``aujourd'hui``), whitespace collapsed. Numbers are not
@@ -13,6 +14,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
+"""Marks that end a sentence (Latin and full-width): where a live segment may be cut, where a
+subtitle cue is best cut, and Whisper's sentence boundaries when timing words."""
+CLAUSE_END = (",", ";", ":", "，", "；", "：")
+"""Marks that end a clause: the next best place for those cuts."""
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _NON_WORD = re.compile(r"[^\w\s']+", re.UNICODE)

@@ -1,6 +1,7 @@
-"""Diarization scores (DER, JER through ``pyannote.metrics``) and an RTTM reader.
+"""Diarization scores (DER, JER through ``pyannote.metrics``), and RTTM read and written (the
+one RTTM writer: minutes, benchmarks and data sets use it).
 
-``pyannote.metrics`` is imported inside the scoring functions only; reading RTTM needs nothing.
+``pyannote.metrics`` is imported inside the scoring functions only; RTTM needs nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from greffier.core.errors import AudioFormatError, MissingDependencyError
-from greffier.core.types import SpeakerTurn
+from greffier.core.types import SpeakerTurn, one_line
 
 Uem = tuple[float, float] | Sequence[tuple[float, float]]
 """Scored regions: one (start, end) pair or several."""
@@ -34,11 +35,20 @@ def read_rttm(path: str | Path, *, uri: str | None = None) -> list[SpeakerTurn]:
     return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
+def rttm_name(name: str) -> str:
+    """A name safe in an RTTM field: one line, whitespace runs become underscores."""
+    return "_".join(one_line(name).split()) or "unknown"
+
+
 def write_rttm(turns: Iterable[SpeakerTurn], uri: str = "audio") -> str:
-    """Turns as RTTM text."""
+    """Turns as RTTM ``SPEAKER`` lines, in the order given: the file id ``uri`` and speaker
+    names made one field each (:func:`rttm_name`), turns under a millisecond left out."""
+    uri = rttm_name(uri)
     return "".join(
-        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+        f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {rttm_name(t.speaker)} "
+        "<NA> <NA>\n"
         for t in turns
+        if round(t.end - t.start, 3) > 0
     )
 
 

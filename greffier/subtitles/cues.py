@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from greffier.core.errors import ConfigurationError
+from greffier.core.text import CLAUSE_END, SENTENCE_END
 from greffier.core.types import Speaker, TranscriptSegment
 
 
@@ -117,8 +118,6 @@ class Cue:
         return " ".join(self.lines)
 
 
-SENTENCE_END = (".", "?", "!", "…")
-CLAUSE_END = (",", ";", ":")
 CONNECTIVES = frozenset(
     """
     and but or nor so yet because that which who whom whose where when while if although

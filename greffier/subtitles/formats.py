@@ -25,6 +25,7 @@ from greffier.core.types import (
     clean_name,
     one_line,
 )
+from greffier.diarization.metrics import rttm_name, write_rttm
 from greffier.subtitles.cues import DEFAULT, Cue, CueRules, segment_cues, speaker_prefix
 from greffier.subtitles.minutes import Minutes
 
@@ -280,11 +281,6 @@ def minutes_from_json(text: str | bytes) -> Minutes:
     )
 
 
-def rttm_name(name: str) -> str:
-    """A name safe in an RTTM field: one line, whitespace runs become underscores."""
-    return "_".join(one_line(name).split()) or "unknown"
-
-
 def _intervals(
     items: Iterable[SpeakerTurn | TranscriptSegment], max_gap_s: float
 ) -> list[tuple[float, float, str]]:
@@ -312,18 +308,15 @@ def _intervals(
 def to_rttm(
     items: Iterable[SpeakerTurn | TranscriptSegment], file_id: str, *, max_gap_s: float = 0.5
 ) -> str:
-    """RTTM ``SPEAKER`` lines from diarization turns or from segments.
+    """RTTM ``SPEAKER`` lines from diarization turns or from segments (written by
+    :func:`~greffier.diarization.metrics.write_rttm`).
 
     Segments give one line per contiguous run of one speaker's words (pauses up to
     ``max_gap_s`` bridged; a segment without words counts as one run); turns are bridged
     the same way. Speaker names are display names with whitespace replaced by ``_``.
     """
-    file_id = rttm_name(file_id)
-    return "".join(
-        f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {name} <NA> <NA>\n"
-        for start, end, name in _intervals(items, max_gap_s)
-        if round(end - start, 3) > 0
-    )
+    turns = [SpeakerTurn(start, end, name) for start, end, name in _intervals(items, max_gap_s)]
+    return write_rttm(turns, file_id)
 
 
 def render(minutes: Minutes, fmt: str, rules: CueRules = DEFAULT, file_id: str = "minutes") -> str:

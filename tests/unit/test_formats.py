@@ -23,6 +23,7 @@ from greffier.core.types import (
     Word,
     clean_name,
 )
+from greffier.diarization.metrics import read_rttm, write_rttm
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues, speaker_prefix
 from greffier.subtitles.formats import (
     FORMATS,
@@ -241,6 +242,16 @@ def test_rttm_splits_at_pauses_and_skips_empty_turns() -> None:
     rows = rttm_fields(to_rttm(turns, "f"))
     assert [(r[3], r[4], r[7]) for r in rows] == [("0.000", "2.000", "SPEAKER_00"),
                                                   ("2.500", "1.500", "SPEAKER_01")]
+
+
+def test_one_rttm_writer_reads_back(tmp_path: Path) -> None:
+    turns = [SpeakerTurn(0.25, 2.0, "SPEAKER 00"), SpeakerTurn(1.5, 1.5, "B"),
+             SpeakerTurn(1.5, 4.0, "B")]
+    text = write_rttm(turns, "my file")
+    assert rttm_fields(text) and text == to_rttm(turns, "my file", max_gap_s=0.0)
+    (tmp_path / "t.rttm").write_text(text)
+    assert read_rttm(tmp_path / "t.rttm", uri="my_file") == [
+        SpeakerTurn(0.25, 2.0, "SPEAKER_00"), SpeakerTurn(1.5, 4.0, "B")]
 
 
 # --------------------------------------------------------------------------- Markdown
