@@ -20,8 +20,14 @@ import uuid
 from typing import Any
 
 from greffier.agents.load import current_load, default_capacity, reported_load
-from greffier.agents.meeting import MeetingRecorder
+from greffier.agents.meeting import MeetingRecorder, shared_store
 from greffier.agents.session import MeetingSession, worker_stopping
+from greffier.agents.takeover import (
+    REPLACES_KEY,
+    Takeover,
+    replaced_identities,
+    replaces_attribute,
+)
 from greffier.asr.engine import InferenceEngine, engine_for
 from greffier.asr.streaming import StreamingOptions
 from greffier.asr.whisper import WhisperDecoder
@@ -128,9 +134,11 @@ def build_server(settings: Settings) -> Any:
 
     async def on_request(req: JobRequest) -> None:
         room = req.room.name
+        # A dispatch of an orphaned room names the dead captioners still listed (takeover).
+        replaced = replaced_identities(req.job.metadata)
         with _rooms_lock:
             busy_here = room in _active_rooms
-        busy = busy_here or bool(await captioners_in(room))
+        busy = busy_here or any(p.identity not in replaced for p in await captioners_in(room))
         if busy:
             logger.info("job %s refused: the room already has a captioner", req.id)
             await req.reject()
@@ -140,7 +148,11 @@ def build_server(settings: Settings) -> Any:
         await req.accept(
             identity=f"{settings.agent.identity_prefix}{uuid.uuid4().hex[:8]}",
             name="Greffier",
-            attributes={AGENT_ROLE_ATTRIBUTE: AGENT_ROLE, AGENT_NAME_ATTRIBUTE: agent_name},
+            attributes={
+                AGENT_ROLE_ATTRIBUTE: AGENT_ROLE,
+                AGENT_NAME_ATTRIBUTE: agent_name,
+                **({REPLACES_KEY: replaces_attribute(replaced)} if replaced else {}),
+            },
         )
 
     async def entrypoint(ctx: JobContext) -> None:
@@ -150,23 +162,33 @@ def build_server(settings: Settings) -> Any:
         ctx.add_shutdown_callback(lambda: _release(room_name))
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
         me = ctx.room.local_participant.identity
+        replaced = replaced_identities(ctx.job.metadata)
         leaving = False
 
-        def leave_if_outranked(others: list[str]) -> bool:
-            # Two captioners in one room: the one with the smaller identity stays.
+        def leave_if_outranked(others: list[Any]) -> bool:
+            # Two captioners in one room: the one with the smaller identity stays; a captioner
+            # sent to replace this one (declared dead: no heartbeat, see takeover) always
+            # does, and the dead ones this job replaces do not count.
             nonlocal leaving
-            if not leaving and outranked(me, others):
+            if not leaving and any(
+                p.identity != me
+                and (
+                    me in replaced_identities(dict(p.attributes).get(REPLACES_KEY))
+                    or (p.identity not in replaced and outranked(me, [p.identity]))
+                )
+                for p in others
+            ):
                 leaving = True
                 logger.info("job %s leaves: another captioner holds the room", ctx.job.id)
                 ctx.shutdown("another captioner holds the room")
             return leaving
 
-        if leave_if_outranked([p.identity for p in await captioners_in(room_name)]):
+        if leave_if_outranked(await captioners_in(room_name)):
             return
 
         def on_participant(p: Any) -> None:
             if _is_captioner(p, agent_name):
-                leave_if_outranked([p.identity])
+                leave_if_outranked([p])
 
         ctx.room.on("participant_connected", on_participant)
         ctx.room.on("participant_attributes_changed", lambda _, p: on_participant(p))
@@ -175,7 +197,7 @@ def build_server(settings: Settings) -> Any:
             while not leaving:
                 await asyncio.sleep(TIE_BREAK_POLL_S)
                 try:
-                    others = [p.identity for p in await captioners_in(room_name)]
+                    others = await captioners_in(room_name)
                 except Exception as e:  # noqa: BLE001 - checked again at the next poll
                     logger.warning(
                         "job %s: listing the room's captioners failed (%s)",
@@ -264,6 +286,25 @@ def serve_metrics(settings: Settings) -> None:
         logger.info("metrics on http://%s:%d/metrics", settings.agent.metrics_host, port)
 
 
+def takeover(settings: Settings) -> Takeover:
+    """This worker's heartbeat for its rooms and sweep for rooms whose captioner died."""
+    lk = settings.livekit
+
+    def held_rooms() -> list[str]:
+        with _rooms_lock:
+            return sorted(_active_rooms)
+
+    return Takeover(
+        lambda: shared_store(settings.store_url),
+        held_rooms=held_rooms,
+        lk_url=lk.url,
+        api_key=lk.api_key,
+        api_secret=lk.api_secret.get_secret_value(),
+        agent_name=settings.agent.name,
+        stale_after_s=settings.agent.linger_s + settings.agent.stale_margin_s,
+    )
+
+
 async def _release(room: str) -> None:
     with _rooms_lock:
         _active_rooms.discard(room)
@@ -288,6 +329,7 @@ def run_worker(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         run = spawn(server.run(devmode=False), name="greffier-worker", logger=logger)
+        sweeper = spawn(takeover(settings).run(), name="greffier-takeover", logger=logger)
         waiter = spawn(stop.wait(), name="greffier-stop-signal", logger=logger)
         done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
@@ -295,6 +337,7 @@ def run_worker(settings: Settings) -> int:
             worker_stopping.set()  # its meetings stay live (see MeetingSession.aclose)
             await server.aclose()
         await asyncio.gather(run, return_exceptions=True)
+        sweeper.cancel()
         waiter.cancel()
         if run.done() and not run.cancelled() and run.exception() is not None:
             raise ServerUnreachableError(f"the worker lost the LiveKit server: {run.exception()}")

@@ -1,0 +1,59 @@
+"""Takeover bookkeeping on a real SQLite store: heartbeats refresh only live, fresh records of
+held rooms; orphans are live records silent past the bound but not stale; one sweeper claims an
+orphan; dispatch metadata and attributes name the replaced captioners."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from greffier.agents.takeover import (
+    REPLACES_KEY,
+    beat,
+    claim,
+    orphans,
+    replaced_identities,
+    replaces_attribute,
+)
+from greffier.store.sql import TranscriptStore
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def store(tmp_path) -> TranscriptStore:
+    s = TranscriptStore(f"sqlite:///{tmp_path / 'g.db'}")
+    yield s
+    s.close()
+
+
+def test_heartbeat_orphan_and_claim(store: TranscriptStore) -> None:
+    t0 = 1_000_000.0
+    held = store.open_meeting("held", now=t0)
+    dead = store.open_meeting("dead", now=t0)
+    stale = store.open_meeting("stale", now=t0 - 1000)
+    ended = store.open_meeting("ended", now=t0)
+    store.end_meeting(ended.id, now=t0 + 1)
+    now = t0 + 10
+    # The beat refreshes the held room only (a stale record is the store's to close).
+    assert beat(store, ["held", "stale", "ended"], now, fresh_s=300) == 1
+    assert store.meeting(held.id).active_at == now
+    assert store.meeting(stale.id).active_at == t0 - 1000
+    found = orphans(store, now, orphaned_after_s=7, fresh_s=300)
+    assert found == [(dead.id, "dead")]
+    # Two sweepers saw it: the first claim wins, the second finds it refreshed.
+    assert claim(store, dead.id, now - 7, now + 1)
+    assert not claim(store, dead.id, now - 7, now + 1)
+    assert orphans(store, now + 2, orphaned_after_s=7, fresh_s=300) == []
+    assert beat(store, [], now, fresh_s=300) == 0
+
+
+def test_replaced_identities() -> None:
+    meta = json.dumps({REPLACES_KEY: ["greffier-b", "greffier-a"]})
+    assert replaced_identities(meta) == {"greffier-a", "greffier-b"}
+    assert replaced_identities(replaces_attribute({"greffier-b", "greffier-a"})) == {
+        "greffier-a", "greffier-b"}
+    assert replaces_attribute({"b", "a"}) == "a,b"
+    for nothing in (None, "", "{", json.dumps({REPLACES_KEY: "x"}), json.dumps([1])):
+        assert replaced_identities(nothing) == set()
