@@ -21,6 +21,11 @@ runs French-only (``--languages fr`` runs the French rows alone).
 at once) and ``utterances``: a JSON file of per-utterance ``start``/``end`` (seconds in the
 clip) and text, so latency is measured per utterance. Run ``python -m benchmarks.hardset`` to
 build it and print its path.
+
+The same variants of any data set ``greffier bench`` reads (a LibriSpeech, Common Voice, MLS or
+AMI-style folder, a manifest): ``python -m benchmarks.hardset --from <data set> [--out DIR]``
+(:func:`build_from`: quiet and phone band of a few items, per language one chained monologue
+and one overlapping pair); then ``greffier bench streaming|live --set DIR/manifest.tsv``.
 """
 
 from __future__ import annotations
@@ -283,10 +288,134 @@ def _build_into(root: Path, out: Path) -> None:
     w.close()
 
 
+def _language_order(items: list[Any]) -> list[Any]:
+    """Items taken in turn from each language (manifest order within a language)."""
+    by_lang: dict[str, list[Any]] = {}
+    for u in items:
+        by_lang.setdefault(u.language or "", []).append(u)
+    out: list[Any] = []
+    while any(by_lang.values()):
+        for lang in sorted(by_lang):
+            if by_lang[lang]:
+                out.append(by_lang[lang].pop(0))
+    return out
+
+
+def build_from(utterances: list[Any], out: Path, *, per_variant: int = 6, chain: int = 8,
+               bounds: Any = None) -> Path:
+    """The hard variants of any loaded data set (:func:`greffier.evaluation.datasets.load_dataset`
+    items with a reference transcript) written into ``out``: ``quiet`` and ``phone`` of
+    ``per_variant`` items taken in turn from each language, per language one ``chained``
+    monologue of its first ``chain`` items (each cut to its speech) and one ``overlap`` pair
+    (two tracks of one group, and their mix). ``bounds(audio) -> (start, end)`` finds the speech
+    (default: Silero VAD). Returns the manifest; ``out/recipe.json`` lists the sources."""
+    from benchmarks.common import speech_bounds
+
+    find = bounds or speech_bounds
+    items = [u for u in utterances if u.reference]
+    if not items:
+        raise SystemExit("hardset --from: no item with a reference transcript")
+    cache: dict[str, Source] = {}
+
+    def src(u: Any) -> Source:
+        if u.id not in cache:
+            audio = read_audio(u.audio_path)
+            start, end = find(audio)
+            cache[u.id] = Source(u.id, audio, u.reference.strip(), u.language or "", start, end)
+        return cache[u.id]
+
+    out.mkdir(parents=True, exist_ok=True)
+    w = _Writer(out)
+    recipe: dict[str, Any] = {"per_variant": per_variant, "chain": chain, "chained": {},
+                              "overlap": {}, "pad_s": PAD_S, "quiet_peak_dbfs": QUIET_PEAK_DBFS,
+                              "phone_channel": [PHONE_RATE, PHONE_BAND_HZ],
+                              "overlap_s": OVERLAP_S}
+    languages = sorted({u.language or "" for u in items})
+    for lang in languages:
+        mine = [u for u in items if (u.language or "") == lang]
+        parts, utts, offset = [], [], 0.0
+        for u in mine[:chain]:
+            piece, s, e = _cut(src(u))
+            parts.append(piece)
+            utts.append(_utt(offset + s, offset + e, src(u).reference, u.id))
+            offset += piece.size / SAMPLE_RATE
+        if len(parts) >= 2:
+            tag = _safe(lang or "und")
+            w.add(f"hard-chained-{tag}", np.concatenate(parts),
+                  " ".join(x["text"] for x in utts), lang, "chained", utts,
+                  [u.id for u in mine[:chain]])
+            recipe["chained"][lang] = [u.id for u in mine[:chain]]
+    chosen = _language_order(items)[:per_variant]
+    recipe["quiet"] = recipe["phone"] = [u.id for u in chosen]
+    for variant, transform in (("quiet", quiet), ("phone", phone_band)):
+        for u in chosen:
+            s = src(u)
+            w.add(f"hard-{variant}-{_safe(u.id)}", transform(s.audio), s.reference, s.language,
+                  variant, [_utt(s.start, s.end, s.reference, u.id)], [u.id])
+    for lang in languages:
+        mine = [u for u in items if (u.language or "") == lang]
+        if len(mine) < 2:
+            continue
+        _overlap(w, src(mine[0]), src(mine[1]), lang, _safe(lang or "und"))
+        recipe["overlap"][lang] = [mine[0].id, mine[1].id]
+    w.close()
+    (out / "recipe.json").write_text(json.dumps(recipe, indent=1, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")
+    return out / "manifest.tsv"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+
+
+def _overlap(w: _Writer, first: Source, second: Source, lang: str, tag: str) -> None:
+    """Two voices, the second starting ``OVERLAP_S`` before the first ends: each on its own
+    track (one group) and both mixed on one track."""
+    (a, a0, a1), (b, b0, b1) = _cut(first), _cut(second)
+    b_at = max(0.0, a.size / SAMPLE_RATE - OVERLAP_S)
+    n = max(a.size, int(round(b_at * SAMPLE_RATE)) + b.size)
+    track_a = np.zeros(n, np.float32)
+    track_a[: a.size] = a
+    track_b = np.zeros(n, np.float32)
+    track_b[n - b.size :] = b
+    ua = _utt(a0, a1, first.reference, first.id)
+    ub = _utt(n / SAMPLE_RATE - b.size / SAMPLE_RATE + b0,
+              n / SAMPLE_RATE - b.size / SAMPLE_RATE + b1, second.reference, second.id)
+    group = f"overlap-{tag}"
+    w.add(f"hard-overlap-{tag}-a", track_a, ua["text"], lang, "overlap", [ua], [first.id],
+          group=group)
+    w.add(f"hard-overlap-{tag}-b", track_b, ub["text"], lang, "overlap", [ub], [second.id],
+          group=group)
+    mix = track_a + track_b
+    peak = float(np.max(np.abs(mix))) if mix.size else 0.0
+    if peak > 0.99:
+        mix = mix * (0.99 / peak)
+    w.add(f"hard-overlap-{tag}-mix", mix.astype(np.float32), f"{ua['text']} {ub['text']}",
+          lang, "overlap_mix", [ua, ub], [first.id, second.id], speakers=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--from", dest="source",
+                        help="build the variants of this data set instead of the shared clips "
+                             "(any layout greffier bench reads: manifest, LibriSpeech, Common "
+                             "Voice, MLS, AMI with transcripts)")
+    parser.add_argument("--out", type=Path, help="output folder (with --from; default "
+                        "<cache>/hardset-<name of the data set>)")
+    parser.add_argument("--language", help="language of a data set that does not say (with --from)")
+    parser.add_argument("--per-variant", type=int, default=6,
+                        help="items made quiet and phone-band (with --from)")
     args = parser.parse_args(argv)
+    if args.source:
+        from greffier.evaluation.datasets import load_dataset
+
+        settings = Settings()
+        items = load_dataset(args.source, language=args.language,
+                             shared_root=settings.speech_data, kinds=("transcript",))
+        out = args.out or settings.cache_dir / f"hardset-{_safe(Path(args.source).name)}"
+        print(build_from(items, out, per_variant=args.per_variant))
+        return 0
     print(build(force=args.force))
     return 0
 
