@@ -204,8 +204,8 @@ def _migration_lock(engine: sa.engine.Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def upgrade_schema(engine: sa.engine.Engine) -> str:
-    """Bring the database to the newest schema version and return it; raises
+def upgrade_schema(engine: sa.engine.Engine, revision: str | None = None) -> str:
+    """Bring the database to schema ``revision`` (default: the newest) and return it; raises
     :class:`StoreSchemaError` for a database of a newer or unknown version."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
@@ -230,11 +230,12 @@ def upgrade_schema(engine: sa.engine.Engine) -> str:
                 hint="run a greffier at least as new as the one that wrote it, or point "
                 "GREFFIER_STORE__URL to another database",
             )
-        if current != head:
-            logger.info("upgrading the transcript store schema from %s to %s", current, head)
-            command.upgrade(cfg, "head")
-    assert head is not None
-    return head
+        target = revision or head
+        assert target is not None
+        if current != target:
+            logger.info("upgrading the transcript store schema from %s to %s", current, target)
+            command.upgrade(cfg, target)
+    return target
 
 
 class TranscriptStore:

@@ -27,6 +27,7 @@ from greffier.store.sql import (
     full_metadata,
     schema_head,
     schema_version,
+    upgrade_schema,
 )
 from tests import postgres
 
@@ -79,34 +80,15 @@ def test_a_new_store_is_at_the_newest_schema_and_matches_the_code(url: str) -> N
 
 
 def _old_schema(url: str) -> None:
-    """The tables greffier 0.1 created (no version table), with two live records of a room."""
-    md = sa.MetaData()
-    meetings = sa.Table(
-        "greffier_meetings", md,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("room", sa.String(256), nullable=False, index=True),
-        sa.Column("title", sa.Text, nullable=False, default=""),
-        sa.Column("started_at", sa.Float, nullable=False),
-        sa.Column("ended_at", sa.Float, nullable=True),
-    )
-    segments = sa.Table(
-        "greffier_segments", md,
-        sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column("meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"),
-                  nullable=False, index=True),
-        sa.Column("speaker_identity", sa.String(256), nullable=False),
-        sa.Column("speaker_name", sa.Text, nullable=False),
-        sa.Column("speaker_label", sa.String(64), nullable=True),
-        sa.Column("track_sid", sa.String(128), nullable=False, default=""),
-        sa.Column("start", sa.Float, nullable=False),
-        sa.Column("end", sa.Float, nullable=False),
-        sa.Column("language", sa.String(16), nullable=False, default=""),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("words", sa.Text, nullable=False, default="[]"),
-        sa.Column("created_at", sa.Float, nullable=False),
-    )
+    """The tables greffier 0.1 created (the baseline revision, no version table), with two
+    live records of a room."""
     engine = engine_for(url)
-    md.create_all(engine)
+    assert upgrade_schema(engine, BASELINE_REVISION) == BASELINE_REVISION
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    md = sa.MetaData()
+    md.reflect(engine)
+    meetings, segments = md.tables["greffier_meetings"], md.tables["greffier_segments"]
     with engine.begin() as conn:
         conn.execute(meetings.insert(), [
             {"id": "old", "room": "salle", "title": "t", "started_at": 100.0, "ended_at": None},

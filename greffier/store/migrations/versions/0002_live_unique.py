@@ -15,6 +15,8 @@ Revises: 0001_baseline
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,6 +29,40 @@ _SEGMENT_COLUMNS = (
     "meeting_id, id, speaker_identity, speaker_name, speaker_label, track_sid, "
     '"start", "end", language, text, words, created_at'
 )
+
+
+def _meeting_id() -> sa.Column[str]:
+    return sa.Column(
+        "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
+    )
+
+
+def _segment_fields() -> list[sa.Column[Any]]:
+    """The columns of ``greffier_segments`` after ``id`` and ``meeting_id`` (the same in
+    both layouts)."""
+    return [
+        sa.Column("speaker_identity", sa.String(256), nullable=False),
+        sa.Column("speaker_name", sa.Text, nullable=False),
+        sa.Column("speaker_label", sa.String(64), nullable=True),
+        sa.Column("track_sid", sa.String(128), nullable=False),
+        sa.Column("start", sa.Float, nullable=False),
+        sa.Column("end", sa.Float, nullable=False),
+        sa.Column("language", sa.String(16), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("words", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    ]
+
+
+def _replace_segments_with(table: str) -> None:
+    """Copy every segment into ``table``, then make it ``greffier_segments``."""
+    op.execute(
+        f"INSERT INTO {table} ({_SEGMENT_COLUMNS}) SELECT {_SEGMENT_COLUMNS} FROM greffier_segments"
+    )
+    op.drop_index("ix_greffier_segments_meeting_id", table_name="greffier_segments")
+    op.drop_table("greffier_segments")
+    op.rename_table(table, "greffier_segments")
+    op.create_index("ix_greffier_segments_meeting_id", "greffier_segments", ["meeting_id"])
 
 
 def upgrade() -> None:
@@ -52,30 +88,12 @@ def upgrade() -> None:
 
     op.create_table(
         "greffier_segments_v2",
-        sa.Column(
-            "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
-        ),
+        _meeting_id(),
         sa.Column("id", sa.String(128), nullable=False),
-        sa.Column("speaker_identity", sa.String(256), nullable=False),
-        sa.Column("speaker_name", sa.Text, nullable=False),
-        sa.Column("speaker_label", sa.String(64), nullable=True),
-        sa.Column("track_sid", sa.String(128), nullable=False),
-        sa.Column("start", sa.Float, nullable=False),
-        sa.Column("end", sa.Float, nullable=False),
-        sa.Column("language", sa.String(16), nullable=False),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("words", sa.Text, nullable=False),
-        sa.Column("created_at", sa.Float, nullable=False),
+        *_segment_fields(),
         sa.PrimaryKeyConstraint("meeting_id", "id", name="pk_greffier_segments"),
     )
-    op.execute(
-        f"INSERT INTO greffier_segments_v2 ({_SEGMENT_COLUMNS}) "
-        f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments"
-    )
-    op.drop_index("ix_greffier_segments_meeting_id", table_name="greffier_segments")
-    op.drop_table("greffier_segments")
-    op.rename_table("greffier_segments_v2", "greffier_segments")
-    op.create_index("ix_greffier_segments_meeting_id", "greffier_segments", ["meeting_id"])
+    _replace_segments_with("greffier_segments_v2")
 
     if not sa.inspect(op.get_bind()).has_table("greffier_jobs"):
         op.create_table(
@@ -106,28 +124,10 @@ def downgrade() -> None:
     op.create_table(
         "greffier_segments_v1",
         sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column(
-            "meeting_id", sa.String(64), sa.ForeignKey("greffier_meetings.id"), nullable=False
-        ),
-        sa.Column("speaker_identity", sa.String(256), nullable=False),
-        sa.Column("speaker_name", sa.Text, nullable=False),
-        sa.Column("speaker_label", sa.String(64), nullable=True),
-        sa.Column("track_sid", sa.String(128), nullable=False),
-        sa.Column("start", sa.Float, nullable=False),
-        sa.Column("end", sa.Float, nullable=False),
-        sa.Column("language", sa.String(16), nullable=False),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("words", sa.Text, nullable=False),
-        sa.Column("created_at", sa.Float, nullable=False),
+        _meeting_id(),
+        *_segment_fields(),
     )
-    op.execute(
-        f"INSERT INTO greffier_segments_v1 ({_SEGMENT_COLUMNS}) "
-        f"SELECT {_SEGMENT_COLUMNS} FROM greffier_segments"
-    )
-    op.drop_index("ix_greffier_segments_meeting_id", table_name="greffier_segments")
-    op.drop_table("greffier_segments")
-    op.rename_table("greffier_segments_v1", "greffier_segments")
-    op.create_index("ix_greffier_segments_meeting_id", "greffier_segments", ["meeting_id"])
+    _replace_segments_with("greffier_segments_v1")
     op.drop_index("uq_greffier_meetings_live_room", table_name="greffier_meetings")
     with op.batch_alter_table("greffier_meetings") as batch:
         batch.drop_column("active_at")
