@@ -26,12 +26,21 @@ from greffier.core.audio import AudioTooLongError, read_audio_bounded
 from greffier.core.config import Settings
 from greffier.core.errors import AudioFormatError, GreffierError, StoreError
 from greffier.core.log import get_logger
-from greffier.store.jobs import JobRecord, JobStore
+from greffier.store.jobs import (
+    DONE,
+    FAILED,
+    JOB_FIELDS,
+    QUEUED,
+    RUNNING,
+    UNFINISHED,
+    JobRecord,
+    JobStatus,
+    JobStore,
+)
 from greffier.subtitles.minutes import Minutes
 
 logger = get_logger("service.jobs")
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_ATTEMPTS = 2
 """Starts a job gets: one interrupted by a restart runs again once, not forever (a file that
 kills the process must not kill it at every start)."""
@@ -70,7 +79,7 @@ class Job:
     """The Whisper model to use; empty for ``asr.model``."""
     stored: bool = True
     """Kept in the store (False: answered in the request, as ``/v1/audio/transcriptions``)."""
-    status: str = QUEUED
+    status: JobStatus = QUEUED
     started_at: float | None = None
     finished_at: float | None = None
     progress_s: float = 0.0
@@ -81,45 +90,18 @@ class Job:
     minutes: Minutes | None = None
 
     def record(self) -> JobRecord:
-        return JobRecord(
-            id=self.id,
-            filename=self.filename,
-            upload=str(self.path),
-            diarize=self.diarize,
-            language=self.language,
-            model=self.model,
-            status=self.status,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            progress_s=self.progress_s,
-            duration_s=self.duration_s,
-            error=self.error,
-            error_code=self.error_code,
-            attempts=self.attempts,
-            minutes=self.minutes,
-        )
+        """The job as stored (every field of :class:`JobRecord`; ``path`` as ``upload``)."""
+        shared = {name: getattr(self, name) for name in _SHARED_FIELDS}
+        return JobRecord(upload=str(self.path), **shared)
 
     @classmethod
     def of(cls, r: JobRecord) -> Job:
-        return cls(
-            id=r.id,
-            filename=r.filename,
-            path=Path(r.upload),
-            diarize=r.diarize,
-            language=r.language,
-            created_at=r.created_at,
-            model=r.model,
-            status=r.status,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            progress_s=r.progress_s,
-            duration_s=r.duration_s,
-            error=r.error,
-            error_code=r.error_code,
-            attempts=r.attempts,
-            minutes=r.minutes,
-        )
+        """The job a stored record describes."""
+        return cls(path=Path(r.upload), **{name: getattr(r, name) for name in _SHARED_FIELDS})
+
+
+_SHARED_FIELDS = tuple(name for name in JOB_FIELDS if name != "upload")
+"""Fields a :class:`Job` and its :class:`JobRecord` share by name."""
 
 
 Runner = Callable[[Job, Callable[[float, float], None]], Minutes]
@@ -308,7 +290,7 @@ class JobQueue:
         except StoreError as e:
             logger.warning("job %s: %s", job_id, e.message)
             return None
-        if record is None or record.status in (QUEUED, RUNNING):
+        if record is None or record.status in UNFINISHED:
             return None  # another process's job: not ours to report
         return Job.of(record), None
 

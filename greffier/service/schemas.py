@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from greffier.store.jobs import JobStatus
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -83,9 +85,6 @@ class CaptionStatus(_Out):
     """That record is still open."""
     speakers: list[str] = Field(default_factory=list)
     """Who has spoken so far in that meeting, in order of first final."""
-
-
-JobStatus = Literal["queued", "running", "done", "failed"]
 
 
 class JobOut(_Out):

@@ -12,15 +12,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal
 
 from greffier.core.errors import StoreError
 from greffier.subtitles.formats import minutes_from_json, to_json
 from greffier.subtitles.minutes import Minutes
 
 JOBS_TABLE = "greffier_jobs"
-UNFINISHED = ("queued", "running")
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+"""Where a job stands (stored in ``status``, served by the service's job routes)."""
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+DONE: Final = "done"
+FAILED: Final = "failed"
+UNFINISHED: tuple[JobStatus, ...] = (QUEUED, RUNNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,7 @@ class JobRecord:
     diarize: bool
     language: str
     model: str
-    status: str
+    status: JobStatus
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -46,6 +53,10 @@ class JobRecord:
     attempts: int = 0
     """How many times the job started (a restart during a run leaves it above 0)."""
     minutes: Minutes | None = None
+
+
+JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
+"""The record's fields, in order: also the columns of the jobs table."""
 
 
 def jobs_table(metadata: Any) -> Any:
@@ -163,48 +174,18 @@ class JobStore:
 
 
 def _row(job: JobRecord) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "filename": job.filename,
-        "upload": job.upload,
-        "diarize": job.diarize,
-        "language": job.language,
-        "model": job.model,
-        "status": job.status,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "progress_s": job.progress_s,
-        "duration_s": job.duration_s,
-        "error": job.error,
-        "error_code": job.error_code,
-        "attempts": job.attempts,
-        "minutes": to_json(job.minutes) if job.minutes is not None else None,
-    }
+    values = {name: getattr(job, name) for name in JOB_FIELDS}
+    values["minutes"] = to_json(job.minutes) if job.minutes is not None else None
+    return values
 
 
 def _record(row: Any) -> JobRecord:
-    minutes = None
+    values = {name: getattr(row, name) for name in JOB_FIELDS}
+    values["diarize"] = bool(row.diarize)
+    values["minutes"] = None
     if row.minutes:
         try:
-            minutes = minutes_from_json(row.minutes)
+            values["minutes"] = minutes_from_json(row.minutes)
         except ValueError:
-            minutes = None  # unreadable: the job is reported as having no result
-    return JobRecord(
-        id=row.id,
-        filename=row.filename,
-        upload=row.upload,
-        diarize=bool(row.diarize),
-        language=row.language,
-        model=row.model,
-        status=row.status,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        progress_s=row.progress_s,
-        duration_s=row.duration_s,
-        error=row.error,
-        error_code=row.error_code,
-        attempts=row.attempts,
-        minutes=minutes,
-    )
+            pass  # unreadable: the job is reported as having no result
+    return JobRecord(**values)

@@ -29,9 +29,17 @@ from greffier.core.audio import AudioTooLongError, read_audio_bounded
 from greffier.core.config import ServiceSettings, Settings, StoreSettings
 from greffier.core.types import Speaker, TranscriptSegment, Word
 from greffier.service.app import create_app
-from greffier.service.jobs import FAILED, QUEUED, RUNNING, Job, Runner
+from greffier.service.jobs import Job, Runner
 from greffier.service.languages import WHISPER_LANGUAGES, whisper_language
-from greffier.store.jobs import JobRecord, JobStore
+from greffier.store.jobs import (
+    FAILED,
+    JOB_FIELDS,
+    QUEUED,
+    RUNNING,
+    JobRecord,
+    JobStore,
+    jobs_table,
+)
 from greffier.subtitles.minutes import Minutes, assemble_minutes
 
 pytestmark = pytest.mark.unit
@@ -132,6 +140,16 @@ def test_a_job_and_its_minutes_are_read_back_by_a_new_store(tmp_path: Path) -> N
     assert [r.id for r in again.unfinished()] == ["q1"]
     assert again.get("nope") is None
     again.close()
+
+
+def test_a_job_and_its_record_share_every_field_and_the_table_holds_them(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    assert [c.name for c in jobs_table(sa.MetaData()).columns] == list(JOB_FIELDS)
+    stored = record("r1", tmp_path / "r1" / "x.wav", RUNNING, attempts=1)
+    job = Job.of(stored)
+    assert job.path == tmp_path / "r1" / "x.wav" and job.status == RUNNING and job.stored
+    assert job.record() == stored
 
 
 async def test_jobs_and_results_survive_a_restart(tmp_path: Path, apps: list[Any]) -> None:

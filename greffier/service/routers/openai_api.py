@@ -28,7 +28,6 @@ from greffier.core.types import TranscriptSegment
 from greffier.models.registry import SHIPPED_MODELS
 from greffier.service.auth import AUTH_RESPONSES, require_operator
 from greffier.service.jobs import (
-    DONE,
     INTERRUPTED,
     TIMED_OUT,
     TOO_LONG,
@@ -46,6 +45,7 @@ from greffier.service.uploads import (
     upload_form,
     upload_slot,
 )
+from greffier.store.jobs import DONE
 from greffier.subtitles.cues import DEFAULT, Cue, segment_cues
 from greffier.subtitles.formats import to_srt, to_webvtt
 from greffier.subtitles.minutes import Minutes

@@ -18,7 +18,7 @@ from greffier.core.log import get_logger
 from greffier.core.text import safe_name
 from greffier.service.auth import AUTH_RESPONSES, require_operator
 from greffier.service.export import MINUTES_RESPONSES, check_format, download
-from greffier.service.jobs import DONE, FAILED, Job, QueueFullError
+from greffier.service.jobs import Job, QueueFullError
 from greffier.service.languages import whisper_language
 from greffier.service.schemas import ErrorOut, JobOut
 from greffier.service.state import CaptionRules, ServiceState, get_state
@@ -30,6 +30,7 @@ from greffier.service.uploads import (
     upload_form,
     upload_slot,
 )
+from greffier.store.jobs import DONE, FAILED
 from greffier.subtitles.formats import FORMATS
 from greffier.subtitles.minutes import local_time
 
@@ -134,7 +135,7 @@ def _out(job: Job, position: int | None) -> JobOut:
 
     return JobOut(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         filename=job.filename,
         diarize=job.diarize,
         language=job.language,
