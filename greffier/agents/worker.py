@@ -283,7 +283,7 @@ def serve_metrics(settings: Settings) -> None:
         ) from e
     except ImportError as e:
         raise MissingDependencyError.for_extra("prometheus_client", "agent") from e
-        logger.info("metrics on http://%s:%d/metrics", settings.agent.metrics_host, port)
+    logger.info("metrics on http://%s:%d/metrics", host, port)
 
 
 def takeover(settings: Settings) -> Takeover:
