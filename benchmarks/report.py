@@ -77,8 +77,9 @@ METRICS = """\
 - **WER / CER**: (S + D + I) / N, corpus level, through `jiwer`. "Normalised": after Whisper's
   English normaliser (`whisper-normalizer`, pinned), greffier's documented French normaliser
   (case, punctuation, apostrophes, numbers, ligatures), Whisper's basic one otherwise
-  (`greffier/evaluation/normalize.py`); "raw" / plain WER: the project's own normaliser (case
-  and punctuation only), the figures published before.
+  (`greffier/evaluation/normalize.py`). The plain "WER" of the streaming and live results uses
+  the project's own normaliser (case and punctuation only: the figures published before); the
+  "WER raw" of `asr` scores the texts as written (only whitespace collapsed).
 - **Latency**: first interim = first caption minus the first speech (Silero VAD); final = the
   last change of the final text minus the last speech of the clip, or, per utterance, the first
   final covering the utterance's end (`benchmarks/snapshots.py`, `benchmarks/metrics.py`).
