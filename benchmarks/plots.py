@@ -11,6 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+LATENCY_AXIS_S = (2.0, 4.0)
+"""CDF x axis: from at most 2 s before zero, to the 98th percentile or at least 4 s (outliers
+are counted in the legend, not drawn off the scale)."""
+WER_AXIS = 1.0
+"""WER bars are cut at 100 % (the value is written beside a longer bar)."""
 TARGETS_S = (1.0, 2.0)
 """Latency targets drawn as dotted lines (final p50 <= 1 s, p95 <= 2 s)."""
 
@@ -42,10 +47,16 @@ def latency_cdfs(
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(measures), figsize=(5.2 * len(measures), 4), squeeze=False)
     for ax, measure in zip(axes[0], measures, strict=True):
+        every = sorted(v for per in series.values() for v in per.get(measure) or [])
+        lo = max(every[0], -LATENCY_AXIS_S[0]) if every else 0.0
+        hi = min(every[-1], max(LATENCY_AXIS_S[1], every[int(0.98 * (len(every) - 1))]))
         for system, per in series.items():
             xs, ys = _cdf(per.get(measure) or [])
             if xs:
-                ax.step(xs, ys, where="post", label=f"{system} (n={len(xs)})")
+                off = sum(x < lo or x > hi for x in xs)
+                note = f", {off} off the axis" if off else ""
+                ax.step(xs, ys, where="post", label=f"{system} (n={len(xs)}{note})")
+        ax.set_xlim(lo - 0.1, hi + 0.1)
         for x in TARGETS_S:
             ax.axvline(x, color="grey", lw=0.6, ls=":")
         ax.set_xlabel(f"{measure} latency (s)")
@@ -75,11 +86,15 @@ def wer_per_clip(
     fig, ax = plt.subplots(figsize=(8, 1.5 + 0.22 * len(clips) * max(1, len(systems)) ** 0.5))
     for k, system in enumerate(systems):
         ys = [i - 0.4 + height * (k + 0.5) for i in range(len(clips))]
-        xs = [100 * (values[system].get(c) or 0.0) for c in clips]
-        ax.barh(ys, xs, height=height, label=system)
+        raw = [values[system].get(c) or 0.0 for c in clips]
+        ax.barh(ys, [100 * min(v, WER_AXIS) for v in raw], height=height, label=system)
+        for y, v in zip(ys, raw, strict=True):
+            if v > WER_AXIS:
+                ax.text(100 * WER_AXIS, y, f" {100 * v:.0f} %", va="center", fontsize=6)
     ax.set_yticks(range(len(clips)), [c[:40] for c in clips], fontsize=6)
     ax.invert_yaxis()
-    ax.set_xlabel("WER (%), normalised")
+    ax.set_xlim(0, 100 * WER_AXIS * 1.12)
+    ax.set_xlabel("WER (%), normalised (cut at 100 %)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -376,7 +376,7 @@ def table(res: dict[str, Any]) -> str:
         goals.append(f"| WER of streamed finals / offline | {fmt(ratio, 'x')} | <= 1.05x |")
     for peer in PEER_SYSTEMS:
         p = res["systems"].get(peer, {})
-        if g and p and "error" not in p:
+        if g and p and "error" not in p and not p.get("carried_over"):
             for key, label in (("first_interim_latency_p50_s", "first interim p50"),
                                ("final_latency_p50_s", "final p50")):
                 if p.get(key) and g.get(key) is not None:
@@ -406,7 +406,9 @@ def table(res: dict[str, Any]) -> str:
     if carried:
         notes.append(f"- Not re-run in this run (`--skip-peers`): {', '.join(carried)}; their "
                      "rows are carried over from the previous result file, measured on the "
-                     "date and clips given, with the scoring of that time. Re-run them with "
+                     "date and clips given, with the scoring of that time: not comparable "
+                     "with this run's rows when the clips differ (no goal ratio is computed "
+                     "against them). Re-run them with "
                      "`benchmarks/peers/setup.sh` then this command without `--skip-peers` "
                      "(each peer needs about the clips' duration plus its end-of-stream "
                      "timeouts: 15-25 minutes on 2 cores).")
