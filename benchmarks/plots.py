@@ -106,15 +106,19 @@ def wer_per_clip(
 def tradeoff(points: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path | None:
     """WER against final latency, one point per setting: the p50 as a dot, a line to the p95.
 
-    ``points``: dicts with ``label``, ``wer`` (fraction), ``final_latency_p50_s`` and
-    ``final_latency_p95_s``."""
-    pts = [p for p in points if p.get("wer") is not None and p.get("final_latency_p50_s")]
+    ``points``: dicts with ``label``, ``wer_normalised`` (fraction; else ``wer``),
+    ``final_latency_p50_s`` and ``final_latency_p95_s``."""
+
+    def wer(p: Mapping[str, Any]) -> Any:
+        return p["wer_normalised"] if p.get("wer_normalised") is not None else p.get("wer")
+
+    pts = [p for p in points if wer(p) is not None and p.get("final_latency_p50_s")]
     if not pts:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for p in pts:
-        x50, x95, y = p["final_latency_p50_s"], p.get("final_latency_p95_s"), 100 * p["wer"]
+        x50, x95, y = p["final_latency_p50_s"], p.get("final_latency_p95_s"), 100 * wer(p)
         (dot,) = ax.plot([x50], [y], "o", label=p["label"])
         if x95 is not None:
             ax.plot([x50, x95], [y, y], "-", color=dot.get_color(), lw=1, alpha=0.6)
@@ -123,6 +127,7 @@ def tradeoff(points: Sequence[Mapping[str, Any]], path: Path, title: str) -> Pat
         ax.axvline(x, color="grey", lw=0.6, ls=":")
     ax.set_xlabel("final after the end of speech (s): dot p50, bar to p95")
     ax.set_ylabel("WER (%), normalised")
+    ax.margins(y=0.3)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
