@@ -249,12 +249,18 @@ def _plots(name: str, data: dict[str, Any], folder: Path, stems: list[str],
     return out
 
 
-def section(name: str, data: dict[str, Any], folder: Path, stems: list[str],
-            rel: str = "results") -> str:
+def title_of(name: str, data: dict[str, Any]) -> str:
     kind = kind_of(name, data)
     title = TITLES[kind]
     if data.get("set") and kind in ("streaming", "live", "sweep"):
         title += f", {data['set']} set"
+    return title
+
+
+def section(name: str, data: dict[str, Any], folder: Path, stems: list[str],
+            rel: str = "results") -> str:
+    kind = kind_of(name, data)
+    title = title_of(name, data)
     lines = [f"### {title} (`{name}`)", "", where(data), ""]
     command = data.get("command")
     if command:
@@ -284,7 +290,7 @@ def render(folder: Path, base: Path | None = None) -> str:
     names = [n for n in ORDER if n in results] + sorted(n for n in results if n not in ORDER)
     stems = list(results)
     sections = [section(n, results[n], folder, stems, rel) for n in names]
-    index = "\n".join(f"| `{n}` | {TITLES[kind_of(n, results[n])]} "
+    index = "\n".join(f"| `{n}` | {title_of(n, results[n])} "
                       f"| {(results[n].get('machine') or {}).get('date') or results[n].get('created') or '-'} "
                       f"| {results[n].get('conditions') or 'not recorded'} |" for n in names)
     return f"""# greffier benchmarks
