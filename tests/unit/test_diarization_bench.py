@@ -4,7 +4,6 @@ known RTTM pair with and without collar, the AMI-style folder it reads, the repo
 from __future__ import annotations
 
 import sys
-import wave
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from greffier.cli import build_parser
 from greffier.core.config import Settings
 from greffier.diarization.metrics import der_components, read_rttm
 from greffier.evaluation.command import module_arguments
+from tests.unit.test_evaluation_datasets import tiny_wav
 
 pytestmark = pytest.mark.unit
 
@@ -86,16 +86,6 @@ def test_der_pooled_over_recordings_weighs_by_speech() -> None:
     assert out["der_mean"] == pytest.approx(0.25)
     assert out["der_pooled"] == pytest.approx(5 / 100)
     assert (out["der_no_collar_mean"], out["rtf_mean"]) == pytest.approx((0.3, 0.2))
-
-
-def tiny_wav(path: Path, seconds: float = 0.1) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\0\0" * int(16000 * seconds))
-    return path
 
 
 def ami_folder(root: Path) -> Path:
