@@ -18,28 +18,39 @@ def _ends_with(word: Word, marks: tuple[str, ...]) -> bool:
 
 def cut_point(
     confirmed: Sequence[Word],
-    next_word: Word | None = None,
+    tentative: Sequence[Word] = (),
     *,
     earliest_end_s: float,
+    after_tentative: bool = False,
+    within_tentative: bool = False,
     clauses: bool = False,
     at_limit: bool = False,
 ) -> int | None:
-    """Index of the last confirmed word a long segment is finalised at, or None to wait.
+    """Index, in ``confirmed + tentative``, of the last word a long segment is finalised at,
+    or None to wait.
 
-    A sentence end counts once a confirmed word follows it (``next_word``, a tentative one, may
-    stand in for it) and that word does not start in lower case: Whisper puts a full stop
-    wherever its audio stops ("for our purpose." then "may be considered..."), and cutting
-    there breaks the sentence. With ``clauses``, failing a sentence end, a confirmed clause end
-    (",", ";", ":") followed by a confirmed word counts. With ``at_limit`` (the segment reached
-    its longest), failing both, the last confirmed word. Words ending before
-    ``earliest_end_s`` are never cut at.
+    A sentence end counts once a word follows it and that word does not start in lower case:
+    Whisper puts a full stop wherever its audio stops ("for our purpose." then "may be
+    considered..."), and cutting there breaks the sentence. By default both are confirmed
+    words; with ``after_tentative`` the following word may be the first tentative one; with
+    ``within_tentative`` the sentence end itself may be tentative (the latest decode heard the
+    whole segment, as a final's decode would, and went on after that sentence). With
+    ``clauses``, failing a sentence end, a confirmed clause end (",", ";", ":") followed by a
+    confirmed word counts. With ``at_limit`` (the segment reached its longest), failing both,
+    the last confirmed word. Words ending before ``earliest_end_s`` are never cut at.
     """
-    after = list(confirmed) + ([next_word] if next_word is not None else [])
-    for i in range(len(after) - 2, -1, -1):
-        if confirmed[i].end < earliest_end_s:
+    shown = list(confirmed) + list(tentative)
+    if within_tentative:
+        last = len(shown) - 2
+    elif after_tentative and tentative:
+        last = len(confirmed) - 1
+    else:
+        last = len(confirmed) - 2
+    for i in range(last, -1, -1):
+        if shown[i].end < earliest_end_s:
             break
-        following = after[i + 1].text.strip()
-        if _ends_with(confirmed[i], SENTENCE_END) and not following[:1].islower():
+        following = shown[i + 1].text.strip()
+        if _ends_with(shown[i], SENTENCE_END) and not following[:1].islower():
             return i
     if clauses:
         for i in range(len(confirmed) - 2, -1, -1):

@@ -90,6 +90,10 @@ class StreamingOptions:
     cut_on_tentative: bool = False
     """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
     with a word that is not lower case (not waiting for that word to be confirmed too)."""
+    tentative_cut_after_s: float = 0.0
+    """From this segment length on (0: never), a sentence end is cut at as soon as the latest
+    hypothesis goes on after it with a word not in lower case, confirmed or not (the interim
+    decode that wrote it heard the whole segment, as an endpoint's final decode would)."""
     clause_cut_after_s: float = 0.0
     """From this segment length on (0: never), with no sentence end to cut at, a confirmed
     clause end (",", ";", ":") followed by a confirmed word is cut at instead."""
@@ -512,7 +516,7 @@ class StreamingTranscriber:
     async def _while_speaking(self, seg: _Segment) -> None:
         o = self.options
         seg_len = (self._samples_in - seg.start) / SAMPLE_RATE
-        if seg_len >= o.trim_after_s and await self._cut_at_confirmed(seg, seg_len):
+        if seg_len >= o.trim_after_s and await self._cut_long_segment(seg, seg_len):
             return
         interval = o.interim_interval_s * self.engine.interim_spacing()
         due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
@@ -591,15 +595,17 @@ class StreamingTranscriber:
         joined = replace(hyp, words=words, text=join_words(words))
         return joined, GuardVerdict(words, joined.text)
 
-    async def _cut_at_confirmed(self, seg: _Segment, seg_len: float) -> bool:
-        """Finalise the confirmed words up to a cut point (:func:`cut_point`); True when the
-        segment was finalised."""
+    async def _cut_long_segment(self, seg: _Segment, seg_len: float) -> bool:
+        """Finalise a long segment's words up to a cut point (:func:`cut_point`); True when
+        the segment was finalised."""
         o = self.options
         confirmed = seg.agreement.confirmed
         cut = cut_point(
             confirmed,
-            seg.tentative[0] if o.cut_on_tentative and seg.tentative else None,
+            seg.tentative,
             earliest_end_s=seg.start / SAMPLE_RATE + MIN_CUT_S,
+            after_tentative=o.cut_on_tentative,
+            within_tentative=0 < o.tentative_cut_after_s <= seg_len,
             clauses=0 < o.clause_cut_after_s <= seg_len,
             at_limit=seg_len >= o.max_segment_s,
         )
@@ -610,7 +616,7 @@ class StreamingTranscriber:
             await self._end_segment(self._samples_in, reason="max_length")
             self._start_segment(self._samples_in)
             return True
-        words = confirmed[: cut + 1]
+        words = (confirmed + seg.tentative)[: cut + 1]
         seg.cancel_interim()
         cut_sample = max(int(round(words[-1].end * SAMPLE_RATE)), self._buf_start)
         if o.cut_decode:

@@ -27,8 +27,23 @@ def test_a_sentence_end_is_cut_at_once_a_capitalised_word_follows() -> None:
     # the last confirmed word is never cut at on its own: something must follow it
     assert cut_point(say("The printers came first."), earliest_end_s=0.0) is None
     # ... unless a tentative word may stand in for the next confirmed one
-    nxt = Word(2.0, 2.3, " Then")
-    assert cut_point(say("The printers came first."), nxt, earliest_end_s=0.0) == 3
+    nxt = (Word(2.0, 2.3, " Then"), Word(2.4, 2.7, " the"))
+    assert cut_point(say("The printers came first."), nxt, earliest_end_s=0.0) is None
+    first = say("The printers came first.")
+    assert cut_point(first, nxt, earliest_end_s=0.0, after_tentative=True) == 3
+
+
+def test_a_tentative_sentence_end_is_cut_at_only_when_allowed_and_followed() -> None:
+    confirmed = say("The printers came")
+    tentative = say("first. Then the", start=1.2)
+    assert cut_point(confirmed, tentative, earliest_end_s=0.0, after_tentative=True) is None
+    assert cut_point(confirmed, tentative, earliest_end_s=0.0, within_tentative=True) == 3
+    # the full stop at the end of the latest hypothesis is where its audio stopped
+    assert (
+        cut_point(confirmed, say("first.", 1.2), earliest_end_s=0.0, within_tentative=True) is None
+    )
+    lower = say("first. then the", start=1.2)
+    assert cut_point(confirmed, lower, earliest_end_s=0.0, within_tentative=True) is None
 
 
 def test_the_latest_sentence_end_is_cut_at_but_never_too_early() -> None:

@@ -245,3 +245,49 @@ def test_a_final_said_twice_by_the_decoder_is_said_once(clips) -> None:
     finals = [e for e in events if e.type is TranscriptEventType.FINAL and e.text]
     assert finals[0].text == sentence + "."
     assert stats["repeated_phrases"] >= 1
+
+
+class SentencesDecoder(CountingDecoder):
+    """One word per 0.3 s of audio, named after that audio; every fourth word ends a sentence
+    and the next one is capitalised (Whisper's punctuation of continuous reading), the last one
+    ends with a full stop (where the audio stops)."""
+
+    def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+        out = []
+        for (audio, _), h in zip(requests, super().decode_batch(requests), strict=True):
+            words = []
+            for i, w in enumerate(h.words):
+                slot = audio[int(0.3 * i * SAMPLE_RATE) : int(0.3 * (i + 1) * SAMPLE_RATE)]
+                text = f"w{int(np.abs(slot).sum() * 1000) % 9973}"
+                if i % 4 == 0:
+                    text = text.capitalize()
+                if i % 4 == 3 or i == len(h.words) - 1:
+                    text += "."
+                words.append(Word(w.start, w.end, " " + text))
+            out.append(Hypothesis(words=tuple(words), language=h.language, avg_logprob=-0.2,
+                                  text=" ".join(x.text.strip() for x in words)))
+        return out
+
+
+def test_a_long_segment_is_cut_at_a_sentence_end_as_soon_as_the_decoder_goes_on(clips) -> None:
+    speech = np.concatenate([read_audio(clips[c].audio) for c in (
+        "ljspeech_LJ001-0001", "ljspeech_LJ001-0003", "ljspeech_LJ001-0005")])
+
+    def lag_of_cuts(**kw: float) -> list[float]:
+        engine = InferenceEngine(SentencesDecoder()).start()
+
+        async def go():
+            return await replay(speech, lambda: StreamingTranscriber(
+                engine, StreamingOptions(synchronous=True, context_s=0.0, **kw)))
+
+        result = asyncio.run(go())
+        engine.close()
+        finals = [e for e in result.finals if e.event.text]
+        assert all(f.event.text.endswith(".") for f in finals)
+        return [f.time - f.event.end for f in finals[:-1]]  # the last one ends at the flush
+
+    confirmed = lag_of_cuts(trim_after_s=2.0)
+    tentative = lag_of_cuts(trim_after_s=2.0, tentative_cut_after_s=2.0)
+    assert len(tentative) >= len(confirmed) >= 5
+    # audio heard after a sentence's last word before its final: one interim less to wait
+    assert np.median(tentative) < np.median(confirmed) - 0.3
