@@ -41,6 +41,11 @@ HEARTBEAT_S = 2.0
 """How often a worker refreshes the live records of the rooms it holds."""
 ORPHANED_AFTER_S = 7.0
 """A live record not refreshed for this long has lost its captioner (three missed beats)."""
+MAX_TAKEOVERS = 3
+"""Dispatches of one meeting a worker sends within :data:`TAKEOVER_WINDOW_S` at most (bounds
+the churn when the room's captioner records elsewhere, e.g. another deployment's store under
+the same agent name, or when no worker can take the room)."""
+TAKEOVER_WINDOW_S = 600.0
 REPLACES_KEY = "greffier.replaces"
 """Dispatch metadata key and participant attribute: the captioner identities replaced."""
 _AGENT_KIND = 4
@@ -138,6 +143,7 @@ class Takeover:
         self.orphaned_after_s = orphaned_after_s
         self.dispatched = 0
         """Rooms this worker dispatched again."""
+        self._sent: dict[str, list[float]] = {}
         self._failing = False
 
     async def run(self) -> None:
@@ -171,9 +177,16 @@ class Takeover:
         )
         held = set(self.held_rooms())
         for meeting_id, room in found:
-            if room in held:
+            if room in held or not self._may_send(meeting_id, now):
                 continue
             await self._take(store, meeting_id, room, now)
+
+    def _may_send(self, meeting_id: str, now: float) -> bool:
+        sent = [t for t in self._sent.get(meeting_id, []) if now - t < TAKEOVER_WINDOW_S]
+        self._sent[meeting_id] = sent
+        if not sent:
+            del self._sent[meeting_id]
+        return len(sent) < MAX_TAKEOVERS
 
     async def _take(self, store: TranscriptStore, meeting_id: str, room: str, now: float) -> None:
         from livekit import api
@@ -205,6 +218,14 @@ class Takeover:
                 )
             )
             self.dispatched += 1
+            self._sent.setdefault(meeting_id, []).append(now)
+            if len(self._sent[meeting_id]) == MAX_TAKEOVERS:
+                logger.warning(
+                    "meeting %s: dispatched again %d times in %.0f s; not again before that",
+                    meeting_id,
+                    MAX_TAKEOVERS,
+                    TAKEOVER_WINDOW_S,
+                )
             logger.warning(
                 "meeting %s lost its captioner (no heartbeat for %.0f s): dispatched again",
                 meeting_id,

@@ -57,3 +57,17 @@ def test_replaced_identities() -> None:
     assert replaces_attribute({"b", "a"}) == "a,b"
     for nothing in (None, "", "{", json.dumps({REPLACES_KEY: "x"}), json.dumps([1])):
         assert replaced_identities(nothing) == set()
+
+
+def test_a_meeting_is_dispatched_again_a_bounded_number_of_times() -> None:
+    from greffier.agents.takeover import MAX_TAKEOVERS, TAKEOVER_WINDOW_S, Takeover
+
+    t = Takeover(lambda: None, held_rooms=list, lk_url="ws://127.0.0.1:1", api_key="k",  # type: ignore[arg-type]
+                 api_secret="s", agent_name="a", stale_after_s=300)
+    now = 1000.0
+    for i in range(MAX_TAKEOVERS):
+        assert t._may_send("m", now + i)
+        t._sent.setdefault("m", []).append(now + i)
+    assert not t._may_send("m", now + MAX_TAKEOVERS)
+    assert t._may_send("other", now)
+    assert t._may_send("m", now + TAKEOVER_WINDOW_S + MAX_TAKEOVERS)
