@@ -25,6 +25,7 @@ def cut_point(
     within_tentative: bool = False,
     clauses: bool = False,
     at_limit: bool = False,
+    stalled: bool = False,
 ) -> int | None:
     """Index, in ``confirmed + tentative``, of the last word a long segment is finalised at,
     or None to wait.
@@ -37,9 +38,13 @@ def cut_point(
     whole segment, as a final's decode would, and went on after that sentence). With
     ``clauses``, failing a sentence end, a confirmed clause end (",", ";", ":") followed by a
     confirmed word counts. With ``at_limit`` (the segment reached its longest), failing both,
-    the last confirmed word. Words ending before ``earliest_end_s`` are never cut at.
+    the last confirmed word. Words ending before ``earliest_end_s`` are never cut at, except
+    when ``stalled`` (the latest decode stopped writing well before the end of its audio):
+    then the cut is after its last word, whatever it is.
     """
     shown = list(confirmed) + list(tentative)
+    if stalled and shown:
+        return len(shown) - 1
     if within_tentative:
         last = len(shown) - 2
     elif after_tentative and tentative:

@@ -90,6 +90,11 @@ class StreamingOptions:
     cut_on_tentative: bool = False
     """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
     with a word that is not lower case (not waiting for that word to be confirmed too)."""
+    stall_cut_s: float = 2.0
+    """A segment whose latest hypothesis stops this long before the audio it was decoded from
+    (0: never) is cut after its last word: Whisper sometimes stops after a sentence and leaves
+    out the speech that follows (a new voice read on without a pause), and would again on
+    every longer decode; the next segment starts there, without acoustic context."""
     tentative_cut_after_s: float = 0.0
     """From this segment length on (0: never), a sentence end is cut at as soon as the latest
     hypothesis goes on after it with a word not in lower case, confirmed or not (the interim
@@ -173,6 +178,8 @@ class _Segment:
     """The latest hypothesis after the confirmed words."""
     speculation: _Speculation | None = None
     interim_task: asyncio.Task[None] | None = None
+    heard_until: int = 0
+    """End sample of the audio the latest shown hypothesis was decoded from."""
 
     def cancel_interim(self) -> None:
         if self.interim_task is not None and not self.interim_task.done():
@@ -509,14 +516,14 @@ class StreamingTranscriber:
                 return
             if seg is self._seg and seg.revision == revision:
                 hyp, verdict = task.result()
-                self._show_interim(seg, hyp, verdict)
+                self._show_interim(seg, hyp, verdict, end)
 
         task.add_done_callback(show)
 
     async def _while_speaking(self, seg: _Segment) -> None:
         o = self.options
         seg_len = (self._samples_in - seg.start) / SAMPLE_RATE
-        if seg_len >= o.trim_after_s and await self._cut_long_segment(seg, seg_len):
+        if await self._cut_long_segment(seg, seg_len):
             return
         interval = o.interim_interval_s * self.engine.interim_spacing()
         due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
@@ -546,11 +553,14 @@ class StreamingTranscriber:
             return
         if seg is not self._seg:
             return  # the segment was finalised or cut meanwhile
-        self._show_interim(seg, hyp, verdict)
+        self._show_interim(seg, hyp, verdict, end)
 
-    def _show_interim(self, seg: _Segment, hyp: Hypothesis, verdict: GuardVerdict) -> None:
+    def _show_interim(
+        self, seg: _Segment, hyp: Hypothesis, verdict: GuardVerdict, end: int
+    ) -> None:
         if verdict.rejected:
             return
+        seg.heard_until = max(seg.heard_until, end)
         _, seg.tentative = seg.agreement.insert(verdict.words)
         confirmed = seg.agreement.confirmed
         shown = confirmed + seg.tentative
@@ -600,10 +610,19 @@ class StreamingTranscriber:
         the segment was finalised."""
         o = self.options
         confirmed = seg.agreement.confirmed
+        shown = confirmed + seg.tentative
+        stalled = (
+            o.stall_cut_s > 0
+            and bool(shown)
+            and seg.heard_until / SAMPLE_RATE - shown[-1].end >= o.stall_cut_s
+        )
+        if seg_len < o.trim_after_s and not stalled:
+            return False
         cut = cut_point(
             confirmed,
             seg.tentative,
             earliest_end_s=seg.start / SAMPLE_RATE + MIN_CUT_S,
+            stalled=stalled,
             after_tentative=o.cut_on_tentative,
             within_tentative=0 < o.tentative_cut_after_s <= seg_len,
             clauses=0 < o.clause_cut_after_s <= seg_len,
@@ -624,6 +643,9 @@ class StreamingTranscriber:
         # By default the confirmed words are the final (no extra decode).
         self._emit_final(words, join_words(words), self.language_tracker.language or "")
         self._seam_open = True
+        if stalled and cut == len(shown) - 1:
+            # Whisper stopped after these words once: given them as context, it would again.
+            self._context_from = cut_sample
         self._floor = cut_sample
         self._seg = None
         self._start_segment(cut_sample)

@@ -89,3 +89,11 @@ def test_a_seam_repeat_is_stripped_once_and_only_at_the_head() -> None:
     assert strip_seam((), say("late")) == list(say("late"))
     # at most max_words are compared
     assert len(strip_seam(previous, say("the binders arrived late. Now"), max_words=2)) == 5
+
+
+def test_a_stalled_decode_is_cut_after_its_last_word_whatever_it_is() -> None:
+    confirmed = say("The printers came")
+    tentative = say("first", start=1.2)
+    assert cut_point(confirmed, tentative, earliest_end_s=5.0) is None
+    assert cut_point(confirmed, tentative, earliest_end_s=5.0, stalled=True) == 3
+    assert cut_point((), (), earliest_end_s=0.0, stalled=True) is None

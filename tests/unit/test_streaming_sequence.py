@@ -291,3 +291,40 @@ def test_a_long_segment_is_cut_at_a_sentence_end_as_soon_as_the_decoder_goes_on(
     assert len(tentative) >= len(confirmed) >= 5
     # audio heard after a sentence's last word before its final: one interim less to wait
     assert np.median(tentative) < np.median(confirmed) - 0.3
+
+
+class StoppingDecoder(CountingDecoder):
+    """Writes words for the first 2.4 s of the audio it is given, then nothing (Whisper
+    stopping after a sentence when another voice reads on without a pause)."""
+
+    def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+        out = []
+        for (audio, opts), h in zip(requests, super().decode_batch(requests), strict=True):
+            words = []
+            for i, w in enumerate(h.words[:8]):
+                slot = audio[int(0.3 * i * SAMPLE_RATE) : int(0.3 * (i + 1) * SAMPLE_RATE)]
+                words.append(Word(w.start, w.end, f" w{int(np.abs(slot).sum() * 1000) % 9973}"))
+            words[-1:] = [Word(words[-1].start, words[-1].end, words[-1].text + ".")]
+            out.append(Hypothesis(words=tuple(words), language=opts.language or "en",
+                                  avg_logprob=-0.2, text=" ".join(x.text for x in words)))
+        return out
+
+
+def test_speech_after_a_decode_that_stopped_early_is_not_lost(clips) -> None:
+    speech = np.concatenate([read_audio(clips[c].audio) for c in (
+        "ljspeech_LJ001-0001", "ljspeech_LJ001-0003")])
+
+    def final_words(**kw: float) -> int:
+        engine = InferenceEngine(StoppingDecoder()).start()
+
+        async def go():
+            return await replay(speech, lambda: StreamingTranscriber(
+                engine, StreamingOptions(synchronous=True, **kw)))
+
+        result = asyncio.run(go())
+        engine.close()
+        return sum(len(f.event.words) for f in result.finals)
+
+    # about one word per 0.3 s of the 19 s of speech, against 8 words per segment
+    assert final_words(stall_cut_s=2.0) >= 40
+    assert final_words(stall_cut_s=0.0) < 20
