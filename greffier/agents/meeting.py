@@ -142,7 +142,15 @@ class FinalJournal:
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] = path.open("ab")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Another live recorder of this meeting holds it (a captioner being replaced, see
+            # agents.takeover): journal beside it, never wait (this runs on the room's loop).
+            self._file.close()
+            self.path = path = path.with_name(f"{path.stem}.{os.urandom(3).hex()}{path.suffix}")
+            self._file = path.open("ab")
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.size = self._file.seek(0, os.SEEK_END)
         self._pending: set[int] = set()
         self._seq = 0
@@ -280,6 +288,10 @@ class MeetingRecorder:
         self.journal = FinalJournal(
             path, meeting.id, int(settings.store.journal_max_mb * 1024 * 1024)
         )
+        if self.journal.path != path:
+            with _claimed_lock:
+                _claimed.discard(path)
+                _claimed.add(self.journal.path)
         self._queue: asyncio.Queue[tuple[int | None, TranscriptSegment]] = asyncio.Queue()
         self._unstored: dict[str, TranscriptSegment] = {}
         """Finals not yet stored, by segment id (for minutes written while the store is down)."""

@@ -71,3 +71,40 @@ def test_a_meeting_is_dispatched_again_a_bounded_number_of_times() -> None:
     assert not t._may_send("m", now + MAX_TAKEOVERS)
     assert t._may_send("other", now)
     assert t._may_send("m", now + TAKEOVER_WINDOW_S + MAX_TAKEOVERS)
+
+
+def test_a_replacing_recorder_journals_beside_the_live_one_without_waiting(tmp_path) -> None:
+    """Two recorders of one meeting on one data directory (a replaced captioner still alive):
+    the second journals in its own file at once; both files are replayed later."""
+    import threading
+
+    from greffier.agents.meeting import FinalJournal, read_journal, replay_journals
+    from greffier.core.types import Speaker, TranscriptSegment
+
+    def seg(k: int) -> TranscriptSegment:
+        return TranscriptSegment(segment_id=f"s{k}", speaker=Speaker("a", "A"), start=k,
+                                 end=k + 1, text=f"words {k}", language="en")
+
+    path = tmp_path / "journal" / "m1.jsonl"
+    first = FinalJournal(path, "m1", 1 << 20)
+    made: list[FinalJournal] = []
+    t = threading.Thread(target=lambda: made.append(FinalJournal(path, "m1", 1 << 20)))
+    t.start()
+    t.join(5)
+    assert made, "the second journal waited for the first one's lock"
+    second = made[0]
+    assert second.path != path and second.path.parent == path.parent
+    first.append(seg(1))
+    second.append(seg(2))
+    assert [s.segment_id for _, s in read_journal(second.path)] == ["s2"]
+    first._file.close()  # the first process dies: its lock goes
+    second._file.close()
+    store = TranscriptStore(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        meeting = store.open_meeting("r")
+        for f in path.parent.glob("*.jsonl"):  # the journals name the meeting inside
+            f.write_bytes(f.read_bytes().replace(b'"m1"', f'"{meeting.id}"'.encode()))
+        assert replay_journals(path.parent, store) == 2
+        assert [s.segment_id for s in store.segments_of(meeting.id)] == ["s1", "s2"]
+    finally:
+        store.close()
