@@ -91,10 +91,11 @@ class StreamingOptions:
     """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
     with a word that is not lower case (not waiting for that word to be confirmed too)."""
     stall_cut_s: float = 2.0
-    """A segment whose latest hypothesis stops this long before the audio it was decoded from
-    (0: never) is cut after its last word: Whisper sometimes stops after a sentence and leaves
-    out the speech that follows (a new voice read on without a pause), and would again on
-    every longer decode; the next segment starts there, without acoustic context."""
+    """A segment whose latest hypotheses (as many as ``agreement``, at least two) each stop
+    this long before the audio they were decoded from (0: never) is cut after its last word:
+    Whisper sometimes stops after a sentence and leaves out the speech that follows (a new
+    voice read on without a pause), and would again on every longer decode; the next segment
+    starts there, without acoustic context."""
     tentative_cut_after_s: float = 0.0
     """From this segment length on (0: never), a sentence end is cut at as soon as the latest
     hypothesis goes on after it with a word not in lower case, confirmed or not (the interim
@@ -178,8 +179,8 @@ class _Segment:
     """The latest hypothesis after the confirmed words."""
     speculation: _Speculation | None = None
     interim_task: asyncio.Task[None] | None = None
-    heard_until: int = 0
-    """End sample of the audio the latest shown hypothesis was decoded from."""
+    stalls: int = 0
+    """Successive hypotheses whose words stopped ``stall_cut_s`` before their audio did."""
 
     def cancel_interim(self) -> None:
         if self.interim_task is not None and not self.interim_task.done():
@@ -560,7 +561,10 @@ class StreamingTranscriber:
     ) -> None:
         if verdict.rejected:
             return
-        seg.heard_until = max(seg.heard_until, end)
+        stall_s = self.options.stall_cut_s
+        ended = verdict.words[-1].end if verdict.words else seg.start / SAMPLE_RATE
+        stalled = stall_s > 0 and end / SAMPLE_RATE - ended >= stall_s and bool(verdict.words)
+        seg.stalls = seg.stalls + 1 if stalled else 0
         _, seg.tentative = seg.agreement.insert(verdict.words)
         confirmed = seg.agreement.confirmed
         shown = confirmed + seg.tentative
@@ -611,11 +615,7 @@ class StreamingTranscriber:
         o = self.options
         confirmed = seg.agreement.confirmed
         shown = confirmed + seg.tentative
-        stalled = (
-            o.stall_cut_s > 0
-            and bool(shown)
-            and seg.heard_until / SAMPLE_RATE - shown[-1].end >= o.stall_cut_s
-        )
+        stalled = seg.stalls >= max(2, o.agreement) and bool(shown)
         if seg_len < o.trim_after_s and not stalled:
             return False
         cut = cut_point(
