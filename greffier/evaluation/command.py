@@ -78,6 +78,12 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                 action="store_true",
                 help="only the settings sweep (latency/WER trade-off) on a few clips",
             )
+        if name == "diarization":
+            p.add_argument(
+                "--collar",
+                type=float,
+                help="DER/JER: seconds forgiven each side of a reference boundary (default 0.25)",
+            )
         if name == "asr":
             p.add_argument("--name", default="asr", help="result file names: <name>.json/.md")
             p.add_argument("--no-progress", action="store_true")
@@ -131,6 +137,7 @@ TRANSLATION = {
     "languages": ("--languages",),
     "conditions": ("--conditions",),
     "sweep": ("--sweep",),
+    "collar": ("--collar",),
 }
 """Our option -> the benchmark module's, first one it accepts."""
 
@@ -165,6 +172,7 @@ def module_arguments(
         "languages": lang if lang and lang != "auto" and module in ("streaming", "live") else None,
         "conditions": getattr(args, "conditions", None),
         "sweep": "" if getattr(args, "sweep", False) else None,
+        "collar": None if getattr(args, "collar", None) is None else str(args.collar),
     }
     cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra]
     for key, value in given.items():
@@ -234,7 +242,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return subprocess.run(cmd, cwd=root, env=env, check=False).returncode
     with tempfile.TemporaryDirectory(prefix="greffier-bench-") as tmp:
         manifest = None
-        if _needs_manifest(args.data):
+        # benchmarks.diarization reads every layout itself (RTTM, UEM and STM kept)
+        if args.bench != "diarization" and _needs_manifest(args.data):
             from greffier.evaluation.datasets import load_dataset, write_manifest
 
             items = load_dataset(args.data, language=_forced(args.language))

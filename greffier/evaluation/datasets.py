@@ -69,6 +69,8 @@ class Utterance:
     duration_s: float | None = None
     uem: tuple[float, float] | None = None
     """Scored region (seconds) for diarization."""
+    transcript_path: Path | None = None
+    """The AMI-style reference transcript (``.stm`` names each line's speaker, for cpWER)."""
 
     def reference_turns(self) -> list[SpeakerTurn]:
         """The RTTM's turns of this recording ([] without RTTM)."""
@@ -298,6 +300,7 @@ def read_ami(folder: str | Path, *, language: str | None = "en") -> list[Utteran
                     speakers=speakers,
                     num_speakers=len(speakers),
                     uem=_read_uem(uem_file, uri) if uem_file else None,
+                    transcript_path=transcript,
                 )
             )
     if not out:
