@@ -7,6 +7,8 @@ stored once, in the same (continued) meeting record."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from greffier.core.config import LiveKitSettings, Settings
 from greffier.livekit.client import CaptionCollector, connect, dispatch_agent, publish_audio
 from greffier.livekit.worker_process import WorkerProcess
 from greffier.store.sql import TranscriptStore
-from tests.integration.conftest import worker_env
+from tests.integration.conftest import free_port, worker_env
 from tests.integration.rooms import captioners, clip_audio, room_name, wait_for, with_gaps
 
 pytestmark = pytest.mark.integration
@@ -160,3 +162,55 @@ async def _listed(lk: LiveKitSettings, room: str) -> bool:
 
 async def _any(got: CaptionCollector, pred) -> bool:  # type: ignore[no-untyped-def]
     return any(pred(c) for c in got.via("data"))
+
+
+async def test_a_frozen_captioner_yields_to_its_replacement(livekit, pair, clips) -> None:
+    """A worker frozen (SIGSTOP) past the orphan bound is replaced like a dead one; when it
+    wakes it sees the newcomer naming it (``greffier.replaces``) and leaves: one captioner."""
+    name, data, workers = pair
+    lk = livekit
+    alive = [w for w in workers if w.proc is not None and w.proc.poll() is None]
+    fresh = WorkerProcess({**workers[0].env,
+                           "GREFFIER_AGENT__METRICS_PORT": str(free_port())},
+                          log_path=data / "worker3.log").start()
+    workers.append(fresh)
+    alive.append(fresh)
+    room = room_name()
+    listener = await connect(lk, identity="listener", room=room, name="Listener")
+    got = CaptionCollector(listener)
+    carol = await connect(lk, identity="carol", room=room, name="Carol", auto_subscribe=False)
+    ids = ["ljspeech_LJ001-0012", "ljspeech_LJ001-0014", "ljspeech_LJ001-0015",
+           "ljspeech_LJ001-0016"]
+    await dispatch_agent(lk, room, name)
+    assert await wait_for(lambda: _listed(lk, room), 20), "no captioner joined"
+    publishing = asyncio.create_task(publish_audio(
+        carol, with_gaps(*[clip_audio(clips, i) for i in ids], gap_s=0.6), SAMPLE_RATE))
+
+    async def holder_known() -> bool:
+        return any(scrape(w).get("greffier_rooms", 0) >= 1 for w in alive)
+
+    assert await wait_for(holder_known, 15)
+    frozen = next(w for w in alive if scrape(w).get("greffier_rooms", 0) >= 1)
+    assert await wait_for(lambda: _any(got, lambda c: c.final), 25), got.dump()
+    epochs = {_epoch(c.segment_id) for c in got.via("data")}
+    os.killpg(frozen.pid, signal.SIGSTOP)
+    try:
+        assert await wait_for(
+            lambda: _any(got, lambda c: _epoch(c.segment_id) not in epochs), RESUME_BOUND_S
+        ), got.dump()
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+
+    async def one_captioner() -> bool:
+        return len(await captioners(lk, room)) == 1
+
+    assert await wait_for(one_captioner, 20), await captioners(lk, room)
+    await publishing
+    await carol.disconnect()
+    await listener.disconnect()
+    store = TranscriptStore(Settings(data_dir=data).store_url)
+    try:
+        assert len(store.list_meetings(room=room)) == 1
+    finally:
+        store.close()
+    assert frozen.proc is not None and frozen.proc.poll() is None, "the frozen worker died"
