@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greffier.core.config import Settings
+from greffier.core.text import language_code
 from greffier.evaluation.datasets import DatasetError, Utterance
 from greffier.evaluation.metrics import ErrorCounts, char_errors, word_errors
 from greffier.evaluation.normalize import NORMALIZER_NAMES, normalizer_for
@@ -127,7 +128,7 @@ def transcribe_clip(
 
 def _language_of(requested: str | None, utterance: Utterance) -> str | None:
     if requested:
-        return None if requested.strip().lower() == "auto" else requested.strip().lower()
+        return language_code(requested)
     return utterance.language
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from greffier.core.config import Settings
 from greffier.core.errors import ConfigurationError
+from greffier.core.text import language_code
 
 SUBCOMMANDS = {
     "asr": "offline faster-whisper through greffier's offline path, WER/CER/RTF per clip",
@@ -254,8 +255,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _forced(language: str | None) -> str | None:
-    lang = (language or "").strip().lower()
-    return None if not lang or lang == "auto" else lang
+    return language_code(language)
 
 
 def _run_asr(args: argparse.Namespace, settings: Settings) -> int:

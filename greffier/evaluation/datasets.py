@@ -31,7 +31,7 @@ from pathlib import Path
 from greffier.core.errors import ConfigurationError
 from greffier.core.text import read_reference
 from greffier.core.types import SpeakerTurn
-from greffier.diarization.metrics import read_rttm
+from greffier.diarization.metrics import read_rttm, write_rttm
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a", ".webm")
 MLS_LANGUAGES = {
@@ -406,14 +406,7 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
             kind = "transcript"
         elif u.rttm_path is not None:
             ref = refs / f"{name}.rttm"
-            ref.write_text(
-                "".join(
-                    f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} "
-                    "<NA> <NA>\n"
-                    for t in u.reference_turns()
-                ),
-                encoding="utf-8",
-            )
+            ref.write_text(write_rttm(u.reference_turns(), name), encoding="utf-8")
             kind = f"rttm (uem {u.uem[0]:g}-{u.uem[1]:g} s)" if u.uem else "rttm"
         else:
             continue

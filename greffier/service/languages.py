@@ -4,6 +4,8 @@ against faster-whisper's own)."""
 
 from __future__ import annotations
 
+from greffier.core.text import language_code
+
 WHISPER_LANGUAGES: dict[str, str] = {
     "en": "english",
     "zh": "chinese",
@@ -112,8 +114,8 @@ _BY_NAME = {name: code for code, name in WHISPER_LANGUAGES.items()}
 def whisper_language(value: str | None) -> str | None:
     """The Whisper code of ``value`` (``fr``, ``FR``, ``fr-CA``, ``french``), ``auto`` for
     none/empty/``auto``, or None when Whisper does not know the language."""
-    text = (value or "").strip().lower().replace("_", "-")
-    if text in ("", "auto"):
+    text = language_code((value or "").replace("_", "-"))
+    if text is None:
         return "auto"
     if text in WHISPER_LANGUAGES:
         return text
