@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
-import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import numpy as np
 
 from greffier.core.audio import SAMPLE_RATE, FloatArray, read_audio
 from greffier.core.config import Settings
+from greffier.evaluation.resources import machine as _machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -103,30 +101,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    """Where the figures were measured."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        mem = 0
-    gpu = ""
-    try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "gpu": gpu or None,
-        "python": platform.python_version(), "os": platform.platform(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+    """Where the figures were measured (``greffier.evaluation.resources.machine``), and when."""
+    return {**_machine(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def write_results(

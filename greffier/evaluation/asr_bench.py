@@ -12,7 +12,6 @@ CPU seconds per audio second (median over ``runs``), peak memory. Writes ``<name
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shlex
@@ -34,7 +33,7 @@ from greffier.evaluation.resources import (
     machine,
     peak_rss_mb,
 )
-from greffier.models.registry import SHIPPED_MODELS, ResolvedModel
+from greffier.models.registry import SHIPPED_MODELS, ResolvedModel, sha256_file
 
 if TYPE_CHECKING:
     from greffier.asr.whisper import WhisperDecoder
@@ -53,14 +52,6 @@ class AsrBenchOptions:
     progress: bool = True
     conditions: str = ""
     """How the machine was during the run (``quiet machine``, ``shared machine``)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_checksum(resolved: ResolvedModel, cache_dir: Path) -> tuple[str | None, str]:
@@ -83,7 +74,7 @@ def model_checksum(resolved: ResolvedModel, cache_dir: Path) -> tuple[str | None
     model_bin = location / "model.bin"
     if not model_bin.is_file():
         return None, "unknown"
-    return _sha256(model_bin), "computed"
+    return sha256_file(model_bin), "computed"
 
 
 def _load_decoder(settings: Settings) -> WhisperDecoder:

@@ -117,7 +117,8 @@ def _module_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -157,7 +158,7 @@ def _verified(path: Path, expected: str) -> None:
     marker = f"{expected} {stat.st_size} {int(stat.st_mtime)}"
     if stamp.is_file() and stamp.read_text() == marker:
         return
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ModelIntegrityError(
             f"{path} has SHA-256 {actual[:12]}..., expected {expected[:12]}...",
