@@ -29,6 +29,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Title, legend, layout, then the PNG written and the figure closed."""
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
     xs = sorted(v for v in values if v is not None)
     return xs, [(i + 1) / len(xs) for i in range(len(xs))]
@@ -95,12 +105,7 @@ def wer_per_clip(
     ax.invert_yaxis()
     ax.set_xlim(0, 100 * WER_AXIS * 1.12)
     ax.set_xlabel("WER (%), normalised (cut at 100 %)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 def tradeoff(points: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path | None:
@@ -128,12 +133,7 @@ def tradeoff(points: Sequence[Mapping[str, Any]], path: Path, title: str) -> Pat
     ax.set_xlabel("final after the end of speech (s): dot p50, bar to p95")
     ax.set_ylabel("WER (%), normalised")
     ax.margins(y=0.3)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 def capacity(runs: Sequence[Mapping[str, Any]], path: Path, title: str,
@@ -151,9 +151,4 @@ def capacity(runs: Sequence[Mapping[str, Any]], path: Path, title: str,
     ax.set_xticks(xs)
     ax.set_xlabel("real-time streams on one engine")
     ax.set_ylabel("final after the end of speech (s)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
