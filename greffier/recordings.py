@@ -8,6 +8,7 @@ the speaker whose turns overlap it most (``assign_speakers``), segments cut at s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -222,17 +223,7 @@ def transcribe_audio(
         if verdict.rejected or not verdict.words:
             rejected += 1
             continue
-        hypotheses.append(
-            Hypothesis(
-                words=verdict.words,
-                language=hyp.language,
-                language_probability=hyp.language_probability,
-                no_speech_probability=hyp.no_speech_probability,
-                avg_logprob=hyp.avg_logprob,
-                compression_ratio=hyp.compression_ratio,
-                text=verdict.text,
-            )
-        )
+        hypotheses.append(dataclasses.replace(hyp, words=verdict.words, text=verdict.text))
     if progress is not None:
         progress(duration)
     logger.info(

@@ -134,7 +134,7 @@ class Takeover:
     ) -> None:
         self._store = store
         self.held_rooms = held_rooms
-        self.lk_url = lk_url.replace("wss://", "https://").replace("ws://", "http://")
+        self.lk_url = lk_url
         self.api_key = api_key
         self.api_secret = api_secret
         self.agent_name = agent_name

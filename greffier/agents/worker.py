@@ -298,7 +298,7 @@ def takeover(settings: Settings) -> Takeover:
     return Takeover(
         lambda: shared_store(settings.store_url),
         held_rooms=held_rooms,
-        lk_url=lk.url,
+        lk_url=lk.http_url,
         api_key=lk.api_key,
         api_secret=lk.api_secret.get_secret_value(),
         agent_name=settings.agent.name,

@@ -62,7 +62,7 @@ def test_replaced_identities() -> None:
 def test_a_meeting_is_dispatched_again_a_bounded_number_of_times() -> None:
     from greffier.agents.takeover import MAX_TAKEOVERS, TAKEOVER_WINDOW_S, Takeover
 
-    t = Takeover(lambda: None, held_rooms=list, lk_url="ws://127.0.0.1:1", api_key="k",  # type: ignore[arg-type]
+    t = Takeover(lambda: None, held_rooms=list, lk_url="http://127.0.0.1:1", api_key="k",  # type: ignore[arg-type]
                  api_secret="s", agent_name="a", stale_after_s=300)
     now = 1000.0
     for i in range(MAX_TAKEOVERS):
