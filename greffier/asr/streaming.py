@@ -254,6 +254,8 @@ class StreamingTranscriber:
         self._seg: _Segment | None = None
         self._seg_index = 0
         self._silence_since: int | None = 0
+        self._speculation_due: int | None = None
+        """Sample up to which a speculative final is to be decoded, once it has arrived."""
         self._prompt = ""
         # output side
         self._events: asyncio.Queue[TranscriptEvent | None] = asyncio.Queue()
@@ -376,12 +378,21 @@ class StreamingTranscriber:
                 if ep.event is EndpointEvent.SPEECH_STARTED:
                     self._start_segment(ep.window * WINDOW)
                 elif ep.event is EndpointEvent.PAUSE_STARTED:
-                    self._speculate(min(ep.window * WINDOW + self._pad, self._samples_in))
-                elif ep.event is EndpointEvent.SPEECH_RESUMED and self._seg is not None:
-                    self._seg.speculation = None  # its result still shows as an interim
+                    # The speculative final hears the same audio as the endpoint's final
+                    # would (up to the pause plus the speech pad), so it can be reused.
+                    self._speculation_due = ep.window * WINDOW + self._pad
+                elif ep.event is EndpointEvent.SPEECH_RESUMED:
+                    self._speculation_due = None
+                    if self._seg is not None:
+                        self._seg.speculation = None  # its result still shows as an interim
                 elif ep.event is EndpointEvent.SPEECH_ENDED:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
+                    self._speculation_due = None
                     await self._end_segment(end, reason="endpoint")
+            due = self._speculation_due
+            if due is not None and (window + 1) * WINDOW >= due:
+                self._speculation_due = None
+                self._speculate(due)
         if self._seg is not None:
             await self._while_speaking(self._seg)
         else:
@@ -526,6 +537,8 @@ class StreamingTranscriber:
         seg_len = (self._samples_in - seg.start) / SAMPLE_RATE
         if await self._cut_long_segment(seg, seg_len):
             return
+        if seg.speculation is not None or self._speculation_due is not None:
+            return  # paused: the speculative final is the next interim
         interval = o.interim_interval_s * self.engine.interim_spacing()
         due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
         busy = seg.interim_task is not None and not seg.interim_task.done()

@@ -328,3 +328,20 @@ def test_speech_after_a_decode_that_stopped_early_is_not_lost(clips) -> None:
     # about one word per 0.3 s of the 19 s of speech, against 8 words per segment
     assert final_words(stall_cut_s=2.0) >= 40
     assert final_words(stall_cut_s=0.0) < 20
+
+
+def test_the_final_at_an_endpoint_is_the_speculative_decode(clips) -> None:
+    """The decode started when the speaker pauses hears what the endpoint's final would (up to
+    the pause plus the speech pad): it is the final, not decoded a second time."""
+    engine = InferenceEngine(CountingDecoder()).start()
+
+    async def go():
+        return await replay(two_utterances(clips), lambda: StreamingTranscriber(
+            engine, StreamingOptions(synchronous=True)))
+
+    result = asyncio.run(go())
+    stats = engine.stats()
+    engine.close()
+    finals = [e for e in result.finals if e.event.text]
+    assert len(finals) == 2
+    assert stats.decoded_finals == len(finals)
