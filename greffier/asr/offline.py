@@ -20,7 +20,7 @@ from typing import Any
 
 from greffier.asr.endpointing import Endpointer, EndpointEvent
 from greffier.asr.segmenting import words_after
-from greffier.asr.vad import WINDOW, SileroVad
+from greffier.asr.vad import WINDOW, WINDOW_S, SileroVad
 from greffier.asr.whisper import DecodeOptions, WhisperDecoder
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.config import VadSettings
@@ -53,17 +53,27 @@ def speech_chunks(
     audio: FloatArray, options: ChunkingOptions, vad: SileroVad | None = None
 ) -> list[tuple[int, int]]:
     """Sample ranges of speech, cut at pauses, each at most ``max_chunk_s`` long."""
-    probs = (vad or SileroVad.shared()).stream().process(audio)
+    stream = (vad or SileroVad.shared()).stream()
     ep = Endpointer.from_settings(options.vad)
     regions: list[tuple[int, int]] = []
     start: int | None = None
-    for p in probs:
-        for e in ep.update(float(p)):
-            if e.event is EndpointEvent.SPEECH_STARTED:
-                start = e.window * WINDOW
-            elif e.event is EndpointEvent.SPEECH_ENDED and start is not None:
-                regions.append((start, e.window * WINDOW))
-                start = None
+    # In blocks of ``reset_after_s``: the VAD state is reset after a block without speech
+    # (VadSettings.reset_after_s), as on live streams.
+    block = max(1, round(options.vad.reset_after_s / WINDOW_S)) * WINDOW
+    if options.vad.reset_after_s <= 0:
+        block = max(audio.size, WINDOW)
+    for offset in range(0, audio.size, block):
+        heard = False
+        for p in stream.process(audio[offset : offset + block]):
+            for e in ep.update(float(p)):
+                if e.event is EndpointEvent.SPEECH_STARTED:
+                    start = e.window * WINDOW
+                elif e.event is EndpointEvent.SPEECH_ENDED and start is not None:
+                    regions.append((start, e.window * WINDOW))
+                    start = None
+            heard = heard or ep.in_speech
+        if not heard and options.vad.reset_after_s > 0:
+            stream.reset_state()
     end = ep.force_end()
     if end is not None and start is not None:
         regions.append((start, min(audio.size, end.window * WINDOW)))

@@ -48,7 +48,7 @@ from greffier.asr.level import LevelNormalizer, LevelOptions
 from greffier.asr.recovery import Verdict, better, judge, retry_plan
 from greffier.asr.repeats import drop_repeats, drop_seam_repeat
 from greffier.asr.segmenting import MIN_CUT_S, context_start, cut_point, words_after
-from greffier.asr.vad import WINDOW, SileroVad, VadStream
+from greffier.asr.vad import WINDOW, WINDOW_S, SileroVad, VadStream
 from greffier.asr.whisper import DecodeOptions
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.config import AsrSettings, VadSettings
@@ -181,6 +181,8 @@ class _Segment:
     interim_task: asyncio.Task[None] | None = None
     stalls: int = 0
     """Successive hypotheses whose words stopped ``stall_cut_s`` before their audio did."""
+    language: str = ""
+    """Language of the latest interim (the confirmed words are in it)."""
 
     def cancel_interim(self) -> None:
         if self.interim_task is not None and not self.interim_task.done():
@@ -254,6 +256,11 @@ class StreamingTranscriber:
         self._seg: _Segment | None = None
         self._seg_index = 0
         self._silence_since: int | None = 0
+        self._vad_quiet_windows = 0
+        self._vad_reset_windows = (
+            round(o.vad.reset_after_s / WINDOW_S) if o.vad.reset_after_s > 0 else 0
+        )
+        self._vad_reset_due = False
         self._speculation_due: int | None = None
         """Sample up to which a speculative final is to be decoded, once it has arrived."""
         self._prompt = ""
@@ -389,6 +396,12 @@ class StreamingTranscriber:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
                     self._speculation_due = None
                     await self._end_segment(end, reason="endpoint")
+            self._vad_quiet_windows = (
+                0 if self._endpointer.in_speech else self._vad_quiet_windows + 1
+            )
+            if self._vad_reset_windows and self._vad_quiet_windows >= self._vad_reset_windows:
+                self._vad_quiet_windows = 0
+                self._vad_reset_due = True  # before the next chunk (VadSettings.reset_after_s)
             due = self._speculation_due
             if due is not None and (window + 1) * WINDOW >= due:
                 self._speculation_due = None
@@ -401,6 +414,9 @@ class StreamingTranscriber:
     def _listen(self, chunk: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Level-normalise a chunk and run the VAD on it (on the VAD thread)."""
         levelled = self._level.process(chunk)
+        if self._vad_reset_due:
+            self._vad_reset_due = False
+            self._vad.reset_state()
         return levelled, self._vad.process(levelled)
 
     def _audio(self, start: int, end: int) -> FloatArray:
@@ -579,6 +595,7 @@ class StreamingTranscriber:
         stalled = stall_s > 0 and end / SAMPLE_RATE - ended >= stall_s and bool(verdict.words)
         seg.stalls = seg.stalls + 1 if stalled else 0
         _, seg.tentative = seg.agreement.insert(verdict.words)
+        seg.language = hyp.language or seg.language
         confirmed = seg.agreement.confirmed
         shown = confirmed + seg.tentative
         text = join_words(shown)
@@ -768,6 +785,11 @@ class StreamingTranscriber:
             return not confirmed or bool(v.words) and v.words[-1].end >= confirmed[-1].end - 0.3
 
         hyp, verdict = result
+        changed = bool(seg.language and hyp.language and hyp.language != seg.language)
+        if changed and verdict.words and not verdict.rejected:
+            # The final heard another language than the interims (detected on the whole
+            # utterance): their confirmed words were a misheard, translated rendering.
+            return result
         if (
             judge(
                 verdict.rejected, keys(verdict), keys_confirmed, shown=shown, covers=covers(verdict)

@@ -78,6 +78,14 @@ class VadStream:
         self._pending = np.zeros(0, dtype=np.float32)
         self._lock = threading.Lock()
 
+    def reset_state(self) -> None:
+        """Forget the recurrent state (not the audio context): the model's state can drift
+        into one where it scores speech near 0 (after a change of recording conditions); a
+        fresh state hears it again."""
+        with self._lock:
+            self._h = np.zeros_like(self._h)
+            self._c = np.zeros_like(self._c)
+
     def process(self, samples: FloatArray) -> FloatArray:
         """Probabilities of the complete windows now available (blocking, ~2 ms per second)."""
         with self._lock:

