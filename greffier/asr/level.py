@@ -57,6 +57,15 @@ class LevelOptions:
     peak_limit: float = 0.9
 
 
+def soft_limit(out: FloatArray, limit: float) -> FloatArray:
+    """Samples above ``limit`` squeezed towards 1.0, not clipped (in place; returned)."""
+    over = np.abs(out) > limit
+    if over.any():
+        excess = (np.abs(out[over]) - limit) / (1.0 - limit)
+        out[over] = np.sign(out[over]) * (limit + (1.0 - limit) * np.tanh(excess))
+    return out
+
+
 def _db(x: float) -> float:
     return 20.0 * math.log10(x) if x > 1e-6 else _SILENT_DB
 
@@ -99,13 +108,22 @@ class LevelNormalizer:
                 self._ramp_left = _BLOCK
                 self._pending_n = 0
             pos += take
-        limit = self.options.peak_limit
-        over = np.abs(out) > limit
-        if over.any():
-            # soft limit: a loud onset meeting a high gain is squeezed, not clipped
-            excess = (np.abs(out[over]) - limit) / (1.0 - limit)
-            out[over] = np.sign(out[over]) * (limit + (1.0 - limit) * np.tanh(excess))
-        return out
+        return soft_limit(out, self.options.peak_limit)
+
+    @property
+    def gain(self) -> float:
+        """The linear gain applied at the end of the last block."""
+        return self._gain
+
+    def apply(self, samples: FloatArray, gain: float) -> FloatArray:
+        """``samples`` at one constant ``gain`` (soft-limited): how a decoder should hear a
+        buffer once the level has settled, its first words included (the gain was still rising
+        while they were spoken)."""
+        if gain == 1.0 or not self.options.enabled:
+            return samples
+        return soft_limit(
+            np.asarray(samples, dtype=np.float32) * np.float32(gain), self.options.peak_limit
+        )
 
     def _gains(self, n: int) -> FloatArray:
         """Per-sample gains for the next ``n`` samples: a linear ramp to the target gain."""

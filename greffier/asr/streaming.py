@@ -16,8 +16,9 @@ Where a segment is cut, which audio a decode hears and what is removed at a seam
 rules (:mod:`~greffier.asr.segmenting`, :func:`~greffier.asr.agreement.strip_seam`); the
 state of the utterance being transcribed is one :class:`_Segment`.
 
-Audio goes through a slow gain (:mod:`~greffier.asr.level`) before the VAD and the decoder,
-so quiet microphones are heard like loud ones. Hallucination guards run on every hypothesis. A
+Audio goes through a slow gain (:mod:`~greffier.asr.level`) before the VAD; decodes hear
+their whole buffer at the gain reached so far (the first words of a quiet speaker too), so
+quiet microphones are heard like loud ones. Hallucination guards run on every hypothesis. A
 final never takes away confirmed words unless they are shown to be a hallucination: a failed
 final decode is retried and, failing that, the confirmed words are the final
 (:mod:`~greffier.asr.recovery`); a phrase written twice is kept once, within a final and
@@ -217,6 +218,7 @@ class StreamingTranscriber:
         self._endpointer = Endpointer.from_settings(o.vad)
         self._guard = HallucinationGuard(o.guard)
         self._level = LevelNormalizer(o.level)
+        self._gain = 1.0  # the level's gain after the last chunk, for decodes
         self.language_tracker = LanguageTracker(o.language, multilingual=engine.multilingual)
         """The language decodes use: forced, or detected and re-checked by the finals."""
         self._pad = int(o.vad.speech_pad_s * SAMPLE_RATE)
@@ -366,8 +368,8 @@ class StreamingTranscriber:
                     await self._end_segment(self._samples_in, reason="flush")
                     continue
                 self._queued_samples -= item.size
-                levelled, probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
-                await self._ingest(levelled, probs)
+                probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
+                await self._ingest(item, probs)
         finally:
             if self._seg is not None:
                 self._seg.cancel_interim()
@@ -411,17 +413,20 @@ class StreamingTranscriber:
         else:
             self._trim_idle_buffer()
 
-    def _listen(self, chunk: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Level-normalise a chunk and run the VAD on it (on the VAD thread)."""
+    def _listen(self, chunk: FloatArray) -> FloatArray:
+        """Run the VAD on a level-normalised chunk (on the VAD thread); its probabilities."""
         levelled = self._level.process(chunk)
+        self._gain = self._level.gain
         if self._vad_reset_due:
             self._vad_reset_due = False
             self._vad.reset_state()
-        return levelled, self._vad.process(levelled)
+        return self._vad.process(levelled)
 
     def _audio(self, start: int, end: int) -> FloatArray:
+        """Audio of [start, end) for a decode, at the level's current gain throughout (the
+        buffer holds the audio as received)."""
         a, b = max(0, start - self._buf_start), max(0, end - self._buf_start)
-        return self._buf[a:b]
+        return self._level.apply(self._buf[a:b], self._gain)
 
     def _trim_idle_buffer(self) -> None:
         keep = (
@@ -550,11 +555,13 @@ class StreamingTranscriber:
 
     async def _while_speaking(self, seg: _Segment) -> None:
         o = self.options
+        if seg.speculation is not None or self._speculation_due is not None:
+            # Paused: the speculative final is the next interim, and the segment's final if
+            # the pause becomes an endpoint (no cut, which would throw that decode away).
+            return
         seg_len = (self._samples_in - seg.start) / SAMPLE_RATE
         if await self._cut_long_segment(seg, seg_len):
             return
-        if seg.speculation is not None or self._speculation_due is not None:
-            return  # paused: the speculative final is the next interim
         interval = o.interim_interval_s * self.engine.interim_spacing()
         due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
         busy = seg.interim_task is not None and not seg.interim_task.done()

@@ -394,3 +394,26 @@ def test_speech_after_a_change_of_room_is_heard(clips) -> None:
 
     assert not [s for s in starts(0.0) if s > 30], "the cause is gone: revisit the reset"
     assert len([s for s in starts(2.0) if s > 30]) >= 2
+
+
+def test_decodes_hear_a_quiet_speaker_at_one_settled_gain(clips) -> None:
+    """The gain rises while a quiet speaker's first words are said; decodes hear the whole
+    buffer at the gain reached since (their first words were lost to Whisper before)."""
+    speech = read_audio(clips["jfk"].audio)
+    quiet = (speech / np.abs(speech).max() * 10 ** (-40 / 20)).astype(np.float32)
+    engine = InferenceEngine(CountingDecoder()).start()
+
+    async def go():
+        stream = StreamingTranscriber(engine, StreamingOptions(synchronous=True))
+        stream.push_audio(quiet[: 3 * SAMPLE_RATE])
+        await stream.drain()
+        gain = stream._gain
+        heard = stream._audio(stream._buf_start, 3 * SAMPLE_RATE)
+        raw = quiet[stream._buf_start : 3 * SAMPLE_RATE]
+        await stream.aclose()
+        return gain, heard, raw
+
+    gain, heard, raw = asyncio.run(go())
+    engine.close()
+    assert gain > 10 ** (20 / 20), "a -40 dBFS speaker is lifted by more than 20 dB"
+    np.testing.assert_allclose(heard, raw * np.float32(gain), rtol=1e-4, atol=1e-6)
