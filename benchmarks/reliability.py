@@ -614,13 +614,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if started:
             lk_server.stop(lk_server.ServerConfig(cache_dir=settings.cache_dir))
+    name = "reliability" if not args.short else "reliability_short"
+    command = "python -m benchmarks.reliability " + " ".join(argv or sys.argv[1:])
+    previous = args.out / f"{name}.json"
+    if previous.is_file():
+        # a run of some scenarios keeps the others' figures (each says how it was made)
+        before = json.loads(previous.read_text(encoding="utf-8"))
+        kept = before.get("scenarios", {})
+        for figures in kept.values():
+            figures.setdefault("command", before.get("command", ""))
+        scenarios = {**kept, **{k: {**v, "command": command} for k, v in scenarios.items()}}
     data = {
         "form": "short" if args.short else "long",
-        "command": "python -m benchmarks.reliability " + " ".join(argv or sys.argv[1:]),
+        "command": command,
         "machine": machine(),
         "scenarios": scenarios,
     }
-    name = "reliability" if not args.short else "reliability_short"
     write_results(name, data, table(data), args.out)
     print(json.dumps(scenarios, indent=2))
     return 0
