@@ -497,6 +497,7 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         meetings = [await Meeting(rig).open() for _ in range(rooms)]
         port = int(rig.worker.env["GREFFIER_AGENT__METRICS_PORT"])
         before = _scrape(port)
+        buckets0 = _final_buckets(port)
         rss0 = vm_rss_mb(rig.worker.pid)
 
         async def speak(m: Meeting, who: str, offset: int) -> None:
@@ -515,6 +516,7 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
                                for j in range(2)])
         await asyncio.sleep(5)
         after = _scrape(port)
+        buckets1 = _final_buckets(port)
         rss1 = vm_rss_mb(rig.worker.pid)
         finals = [len(m.finals()) for m in meetings]
         interims = [len([c for c in m.got.via("data") if not c.final]) for m in meetings
@@ -529,6 +531,8 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         "finals": sum(finals), "finals_per_room_min": min(finals),
         "interims_per_speaker_minute": round(sum(interims) / (rooms * 2 * minutes), 1),
         "finals_missing_from_store": missing,
+        "final_latency_p50_s": histogram_quantile(buckets0, buckets1, 0.5),
+        "final_latency_p95_s": histogram_quantile(buckets0, buckets1, 0.95),
         "dropped_interims": _delta(before, after, "greffier_engine_dropped_interims"),
         "store_errors": _delta(before, after, "greffier_store_errors"),
         "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss1, 1),
@@ -545,6 +549,42 @@ def _scrape(port: int) -> dict[str, float]:
         for s in family.samples:
             out[s.name] = out.get(s.name, 0.0) + s.value
     return out
+
+
+def _final_buckets(port: int) -> dict[float, float]:
+    """Cumulative counts of the worker's final-latency histogram, by upper bound."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "greffier_caption_latency_seconds_bucket" and (
+                s.labels.get("kind") == "final"
+            ):
+                out[float(s.labels["le"])] = s.value
+    return out
+
+
+def histogram_quantile(before: dict[float, float], after: dict[float, float],
+                       q: float) -> float | None:
+    """Quantile ``q`` of what a cumulative histogram counted between two scrapes (linear
+    within a bucket, as Prometheus' histogram_quantile)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return round(lower + (bound - lower) * share, 3)
+        lower, below = bound, count
+    return lower
 
 
 def _delta(before: dict[str, float], after: dict[str, float], prefix: str) -> float:

@@ -314,3 +314,14 @@ def test_speech_the_vad_missed_still_belongs_to_its_clip(tmp_path: Path) -> None
     far = ReceivedCaption(received_at=1022.0, via="data", segment_id="t", speaker_identity="x",
                           final=True, text=msg.text, message=msg2)
     assert attribute([far], [row]) == (None, float("inf"))
+
+
+def test_histogram_quantile_between_two_scrapes() -> None:
+    from benchmarks.reliability import histogram_quantile
+
+    inf = float("inf")
+    before = {0.5: 5.0, 1.0: 5.0, 2.0: 5.0, inf: 5.0}  # counted before the run: left out
+    after = {0.5: 15.0, 1.0: 65.0, 2.0: 100.0, inf: 105.0}
+    assert histogram_quantile(before, after, 0.5) == 0.9  # rank 50: 80 % into (0.5, 1]
+    assert histogram_quantile(before, after, 0.95) == 2.0
+    assert histogram_quantile(after, after, 0.5) is None  # nothing counted
