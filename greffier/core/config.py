@@ -170,8 +170,8 @@ class AgentSettings(BaseModel):
     max_rooms: int = Field(default=0, ge=0)
     """Rooms one worker takes before the server sends new ones elsewhere; 0 is no limit."""
     capacity_streams: int = Field(default=0, ge=0)
-    """Streams speaking at once that the engine holds in real time; 0 picks by device: 2 on
-    CPU (measured, ``base`` on 2 cores), 16 on CUDA (a guess until measured). See
+    """Streams speaking at once that the engine holds in real time; 0 picks by device: 6 on
+    CPU (7 measured, ``base`` on 2 cores), 16 on CUDA (a guess until measured). See
     ``greffier.agents.load``."""
     load_threshold: float = Field(default=0.7, gt=0)
     """Load (0 to 1, from the engine's speaking streams, queue wait and caption lag) at which

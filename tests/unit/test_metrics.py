@@ -204,9 +204,10 @@ def test_load_is_the_largest_share_of_what_limits_captions() -> None:
 def test_a_full_engine_is_past_the_default_threshold() -> None:
     threshold = AgentSettings().load_threshold
     capacity = default_capacity("cpu")
-    assert capacity == CPU_CAPACITY_STREAMS == 2
+    assert capacity == CPU_CAPACITY_STREAMS >= 4  # measured (benchmarks/results/capacity.json)
     assert default_capacity("cuda") > capacity
-    assert worker_load(capacity - 1, capacity, 0.1, 1.0) < threshold  # takes another room
+    below = int(threshold * capacity)  # the threshold keeps headroom under the capacity
+    assert worker_load(below, capacity, 0.1, 1.0) < threshold  # takes another room
     assert worker_load(capacity, capacity, 0.1, 1.0) >= threshold  # refuses
     assert worker_load(1, capacity, 0.0, LAG_BUDGET_S) >= threshold  # captions lag: refuses
 
