@@ -88,7 +88,7 @@ class StreamingOptions:
     at an endpoint) rather than from the confirmed words."""
     final_tail_only: bool = False
     """Finals keep the confirmed words and decode only what follows them (cheaper under load)."""
-    cut_on_tentative: bool = False
+    cut_on_tentative: bool = True
     """A confirmed sentence end may be cut at once when the latest hypothesis goes on after it
     with a word that is not lower case (not waiting for that word to be confirmed too)."""
     stall_cut_s: float = 2.0
@@ -101,7 +101,7 @@ class StreamingOptions:
     """From this segment length on (0: never), a sentence end is cut at as soon as the latest
     hypothesis goes on after it with a word not in lower case, confirmed or not (the interim
     decode that wrote it heard the whole segment, as an endpoint's final decode would)."""
-    clause_cut_after_s: float = 0.0
+    clause_cut_after_s: float = 6.0
     """From this segment length on (0: never), with no sentence end to cut at, a confirmed
     clause end (",", ";", ":") followed by a confirmed word is cut at instead."""
     final_tail_after_s: float = 0.0

@@ -63,15 +63,17 @@ class AsrSettings(BaseModel):
     cut_decode: bool = False
     """Finalise a cut sentence from one more decode instead of its confirmed words (more
     accurate, later)."""
-    cut_on_tentative: bool = False
+    cut_on_tentative: bool = True
     """Cut at a confirmed sentence end as soon as the latest hypothesis goes on after it
     with a word not in lower case (not waiting for that word to be confirmed too)."""
     tentative_cut_after_s: float = Field(default=0.0, ge=0.0, le=26.0)
     """From this segment length on (0: never), cut at a sentence end the latest hypothesis
     wrote, confirmed or not."""
-    clause_cut_after_s: float = Field(default=0.0, ge=0.0, le=26.0)
+    clause_cut_after_s: float = Field(default=6.0, ge=0.0, le=26.0)
     """From this segment length on (0: never), with no sentence end, cut at a confirmed
-    clause end."""
+    clause end. Measured on the chained monologues of the hard set (sentences read without a
+    pause), with ``cut_on_tentative``: final per utterance p50 4.55 -> 2.81 s, WER 19.1 ->
+    16.9 % (offline 16.5 %), one run each."""
     context_s: float = Field(default=2.0, ge=0.0, le=4.0)
     """Audio before a segment given to Whisper as acoustic context (its words are dropped)."""
     use_prompt: bool = False
