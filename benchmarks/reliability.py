@@ -500,8 +500,17 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         buckets0 = _final_buckets(port)
         rss0 = vm_rss_mb(rig.worker.pid)
 
+        # Speakers join one after another: 20 connections at once from one process made the
+        # LiveKit SDK's FFI give up waiting for a room ("ReadyForRoomEventRequest") and abort.
+        speakers = {}
+        for i, m in enumerate(meetings):
+            for j in range(2):
+                who = f"s{i}-{j}"
+                speakers[who] = await connect(lk, identity=who, room=m.room, name=who,
+                                              auto_subscribe=False)
+
         async def speak(m: Meeting, who: str, offset: int) -> None:
-            p = await connect(lk, identity=who, room=m.room, name=who, auto_subscribe=False)
+            p = speakers[who]
             pieces, total, k = [], 0.0, offset
             while total < seconds:
                 a = clips[k % len(clips)].audio()
