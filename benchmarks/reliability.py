@@ -523,7 +523,16 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
 
         await asyncio.gather(*[speak(m, f"s{i}-{j}", i * 2 + j) for i, m in enumerate(meetings)
                                for j in range(2)])
-        await asyncio.sleep(5)
+        # Past capacity the finals come late, never dropped: wait until none has arrived for
+        # 20 s (at most 5 minutes) before counting them.
+        spoken = time.monotonic()
+        count, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 20 and time.monotonic() - spoken < 300:
+            now_count = sum(len(m.finals()) for m in meetings)
+            if now_count != count:
+                count, quiet_since = now_count, time.monotonic()
+            await asyncio.sleep(1)
+        drain_s = max(0.0, quiet_since - spoken)
         after = _scrape(port)
         buckets1 = _final_buckets(port)
         rss1 = vm_rss_mb(rig.worker.pid)
@@ -540,6 +549,7 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         "finals": sum(finals), "finals_per_room_min": min(finals),
         "interims_per_speaker_minute": round(sum(interims) / (rooms * 2 * minutes), 1),
         "finals_missing_from_store": missing,
+        "last_final_after_audio_end_s": round(drain_s, 1),
         "final_latency_p50_s": histogram_quantile(buckets0, buckets1, 0.5),
         "final_latency_p95_s": histogram_quantile(buckets0, buckets1, 0.95),
         "dropped_interims": _delta(before, after, "greffier_engine_dropped_interims"),
