@@ -186,6 +186,12 @@ def vm_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float) -> bool:
     """Poll ``predicate`` (plain or async) every 0.2 s; whether it held within the time."""
     deadline = time.monotonic() + timeout_s
@@ -215,10 +221,13 @@ class Meeting:
     room: str = field(default_factory=lambda: f"rel-{uuid.uuid4().hex[:8]}")
     listener: Any = None
     got: CaptionCollector | None = None
+    hears_audio: bool = True
+    """The listener subscribes to the speakers' audio, as a person would (the soak's ten
+    listeners do not: decoding 20 tracks ten times over would be the harness's load)."""
 
     async def open(self, dispatch: bool = True) -> Meeting:
         self.listener = await connect(self.rig.lk, identity="listener", room=self.room,
-                                      name="Listener")
+                                      name="Listener", auto_subscribe=self.hears_audio)
         self.got = CaptionCollector(self.listener)
         if dispatch:
             await dispatch_agent(self.rig.lk, self.room, self.rig.agent_name)
@@ -489,16 +498,18 @@ async def store_down(settings: Settings, lk: LiveKitSettings, data_dir: Path,
 
 async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: int,
                minutes: float) -> dict[str, Any]:
-    """``rooms`` rooms x 2 speakers speaking for ``minutes`` on one worker."""
+    """``rooms`` rooms x 2 speakers taking turns for ``minutes`` on one worker (one voice at
+    a time per room, as in a meeting: ``rooms`` voices at once)."""
     clips = [c for c in read_manifest(settings.speech_data / "manifest.tsv")
              if c.language == "en" and c.id.startswith("ljspeech")]
     seconds = minutes * 60
     with own_worker(lk, data_dir) as rig:
-        meetings = [await Meeting(rig).open() for _ in range(rooms)]
+        meetings = [await Meeting(rig, hears_audio=False).open() for _ in range(rooms)]
         port = int(rig.worker.env["GREFFIER_AGENT__METRICS_PORT"])
         before = _scrape(port)
         buckets0 = _final_buckets(port)
         rss0 = vm_rss_mb(rig.worker.pid)
+        cpu0 = (cpu_s(rig.worker.pid), cpu_s(os.getpid()), time.monotonic())
 
         # Speakers join one after another: 20 connections at once from one process made the
         # LiveKit SDK's FFI give up waiting for a room ("ReadyForRoomEventRequest") and abort.
@@ -509,20 +520,36 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
                 speakers[who] = await connect(lk, identity=who, room=m.room, name=who,
                                               auto_subscribe=False)
 
-        async def speak(m: Meeting, who: str, offset: int) -> None:
+        def conversation(offset: int) -> tuple[FloatArray, FloatArray]:
+            """Two people taking turns (a clip each, 0.5 s between turns) for ``seconds``:
+            each track is its speaker's clips and silence while the other speaks."""
+            n = int(seconds * SAMPLE_RATE)
+            tracks = (np.zeros(n, np.float32), np.zeros(n, np.float32))
+            at, k, turn = 0, offset, 0
+            while at < n:
+                whole = clips[k % len(clips)].audio()
+                a = whole[: n - at]
+                if a.size == whole.size:  # a clip cut by the end is not counted
+                    said[offset // 2].append(clips[k % len(clips)].reference)
+                tracks[turn][at:at + a.size] = a
+                at += a.size + SAMPLE_RATE // 2
+                k, turn = k + 3, 1 - turn
+            return tracks
+
+        async def speak(who: str, audio: FloatArray) -> None:
             p = speakers[who]
-            pieces, total, k = [], 0.0, offset
-            while total < seconds:
-                a = clips[k % len(clips)].audio()
-                pieces += [a, silence(1.0)]
-                total += a.size / SAMPLE_RATE + 1.0
-                k += 3
-            await publish_audio(p, np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)],
-                                SAMPLE_RATE)
+            # 100 ms frames: a tenth of the harness's own work per second of audio (the
+            # worker still receives WebRTC's 10 ms frames)
+            await publish_audio(p, audio, SAMPLE_RATE, frame_ms=100)
             await p.disconnect()
 
-        await asyncio.gather(*[speak(m, f"s{i}-{j}", i * 2 + j) for i, m in enumerate(meetings)
-                               for j in range(2)])
+        said: list[list[str]] = [[] for _ in meetings]
+        talks = []
+        for i in range(len(meetings)):
+            first, second = conversation(i * 2)
+            talks += [speak(f"s{i}-0", first), speak(f"s{i}-1", second)]
+        await asyncio.gather(*talks)
+        cpu1 = (cpu_s(rig.worker.pid), cpu_s(os.getpid()), time.monotonic())
         # Past capacity the finals come late, never dropped: wait until none has arrived for
         # 20 s (at most 5 minutes) before counting them.
         spoken = time.monotonic()
@@ -539,6 +566,8 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         finals = [len(m.finals()) for m in meetings]
         interims = [len([c for c in m.got.via("data") if not c.final]) for m in meetings
                     if m.got is not None]
+        found = [words_found(" ".join(refs), [c.text for c in m.finals()])
+                 for refs, m in zip(said, meetings, strict=True)]
         missing = 0
         for m in meetings:
             _, stored = m.stored()
@@ -548,13 +577,21 @@ async def soak(settings: Settings, lk: LiveKitSettings, data_dir: Path, rooms: i
         "rooms": rooms, "speakers": rooms * 2, "minutes": minutes,
         "finals": sum(finals), "finals_per_room_min": min(finals),
         "interims_per_speaker_minute": round(sum(interims) / (rooms * 2 * minutes), 1),
+        "spoken_words_in_finals_min": round(min(found), 3),
+        "spoken_words_in_finals_mean": round(sum(found) / len(found), 3),
         "finals_missing_from_store": missing,
         "last_final_after_audio_end_s": round(drain_s, 1),
         "final_latency_p50_s": histogram_quantile(buckets0, buckets1, 0.5),
         "final_latency_p95_s": histogram_quantile(buckets0, buckets1, 0.95),
         "dropped_interims": _delta(before, after, "greffier_engine_dropped_interims"),
+        "skipped_interims": _delta(before, after, "greffier_skipped_interims"),
+        "dropped_audio_s": round(_delta(before, after, "greffier_dropped_audio_seconds"), 1),
         "store_errors": _delta(before, after, "greffier_store_errors"),
         "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss1, 1),
+        # cores used while the speakers spoke: the worker, and this harness (20 publishers
+        # and 10 listeners on the same 2 cores)
+        "worker_cores": round((cpu1[0] - cpu0[0]) / (cpu1[2] - cpu0[2]), 2),
+        "harness_cores": round((cpu1[1] - cpu0[1]) / (cpu1[2] - cpu0[2]), 2),
     }
 
 
@@ -618,7 +655,7 @@ LONG = {"join_leave": 50, "server_down_s": 5.0, "stall_s": 10.0, "store_down_s":
 
 
 async def run(names: list[str], short: bool, settings: Settings, lk: LiveKitSettings,
-              work: Path) -> dict[str, Any]:
+              work: Path, soak_rooms: int = 10, soak_minutes: float = 5.0) -> dict[str, Any]:
     form = SHORT if short else LONG
     out: dict[str, Any] = {}
     needs_worker = [n for n in names if n in ("join_leave", "stalled_track")]
@@ -638,7 +675,8 @@ async def run(names: list[str], short: bool, settings: Settings, lk: LiveKitSett
         out["store_down"] = await store_down(settings, lk, work / "store", form["store_down_s"])
     if "soak" in names:
         (work / "soak").mkdir(parents=True, exist_ok=True)
-        out["soak"] = await soak(settings, lk, work / "soak", rooms=10, minutes=5.0)
+        out["soak"] = await soak(settings, lk, work / "soak", rooms=soak_rooms,
+                                 minutes=soak_minutes)
     return out
 
 
@@ -659,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="the CI forms")
     parser.add_argument("--only", default="join_leave,stalled_track,server_restart,store_down",
                         help="comma-separated scenarios (soak is long only)")
+    parser.add_argument("--soak-rooms", type=int, default=10, help="rooms of 2 speakers")
+    parser.add_argument("--soak-minutes", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -669,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     started = lk_server.start(lk_server.ServerConfig(cache_dir=settings.cache_dir))
     try:
         with tempfile.TemporaryDirectory(prefix="greffier-rel-") as work:
-            scenarios = asyncio.run(run(names, args.short, settings, lk, Path(work)))
+            scenarios = asyncio.run(run(names, args.short, settings, lk, Path(work),
+                                        args.soak_rooms, args.soak_minutes))
     finally:
         if started:
             lk_server.stop(lk_server.ServerConfig(cache_dir=settings.cache_dir))

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from livekit import rtc
 
@@ -50,6 +51,55 @@ def speaker_of(participant: rtc.Participant) -> Speaker:
     )
 
 
+AUDIO_FRAME_MS = 50
+"""Audio frames the captioner asks LiveKit for: five times fewer events per second than its
+default 10 ms, for 40 ms at most of added delay (the VAD hears 32 ms windows)."""
+
+
+def track_audio(track: rtc.Track) -> rtc.AudioStream:
+    """The track's audio as 16 kHz mono frames of :data:`AUDIO_FRAME_MS`, delivered to this
+    stream only (:func:`narrow_subscription`)."""
+    stream = rtc.AudioStream.from_track(
+        track=track, sample_rate=SAMPLE_RATE, num_channels=1, frame_size_ms=AUDIO_FRAME_MS
+    )
+    if not narrow_subscription(stream):
+        logger.warning("audio events not filtered per stream (livekit SDK changed)")
+    return stream
+
+
+def narrow_subscription(stream: rtc.AudioStream) -> bool:
+    """Deliver to ``stream``'s event loop only its own frames; whether it could.
+
+    The pinned ``livekit`` 1.1.21 (``livekit-agents`` 1.8.9 requires that exact version) hands
+    every audio frame of every stream in the process to the event loop of every
+    ``AudioStream``, where all but one stream drop it: N captioned tracks cost N x N loop
+    wake-ups (livekit/python-sdks#812, filtered per stream from livekit 1.2). At 20 tracks
+    that starved the worker's event loops (captions published a minute late, tracks
+    subscribed a minute late). The filter is narrowed at the source, as livekit 1.2 does.
+    """
+    from livekit.rtc._ffi_client import FfiClient
+
+    queue = getattr(stream, "_ffi_queue", None)
+    handle = getattr(getattr(stream, "_ffi_handle", None), "handle", None)
+    events = FfiClient.instance.queue
+    subscribers = getattr(events, "_subscribers", None)
+    if queue is None or handle is None or not isinstance(subscribers, list):
+        return False
+
+    def own_frames(event: Any) -> bool:
+        return bool(
+            event.WhichOneof("message") == "audio_stream_event"
+            and event.audio_stream_event.stream_handle == handle
+        )
+
+    with events._lock:
+        for i, entry in enumerate(subscribers):
+            if entry[0] is queue:
+                subscribers[i] = (entry[0], entry[1], own_frames)
+                return True
+    return False
+
+
 def is_captioned(participant: rtc.Participant) -> bool:
     """Humans (and bots that are not agents) get captions; agents do not."""
     return participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
@@ -84,9 +134,7 @@ class TrackCaptioner:
         self._configured_language = options.language
         self._asked_language: str | None = None
         self._follow_language(participant)
-        self._audio = rtc.AudioStream.from_track(
-            track=track, sample_rate=SAMPLE_RATE, num_channels=1
-        )
+        self._audio = track_audio(track)
         self.finals = 0
         self._interim_shown = ""
         metrics.stream_opened()

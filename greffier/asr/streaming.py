@@ -51,6 +51,7 @@ from greffier.asr.repeats import drop_repeats, drop_seam_repeat
 from greffier.asr.segmenting import MIN_CUT_S, context_start, cut_point, words_after
 from greffier.asr.vad import WINDOW, WINDOW_S, SileroVad, VadStream
 from greffier.asr.whisper import DecodeOptions
+from greffier.core import metrics
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.config import AsrSettings, VadSettings
 from greffier.core.log import get_logger
@@ -60,6 +61,10 @@ logger = get_logger("asr.streaming")
 
 _VAD_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="greffier-vad")
 _PROMPT_CHARS = 200
+_MAX_INGEST_S = 1.0
+"""Most queued audio processed in one step when a stream is behind."""
+_BEHIND_S = 1.0
+"""Queued audio beyond which a stream is behind: it asks for no interim until it caught up."""
 _stream_ids = itertools.count(1)
 
 
@@ -113,8 +118,11 @@ class StreamingOptions:
     """Audio kept before the detected start of speech (VAD onsets lag the first phoneme)."""
     context_s: float = 2.0
     """Audio before the segment given to Whisper as acoustic context; its words are dropped."""
-    max_queued_audio_s: float = 30.0
-    """Audio waiting to be processed beyond this is dropped, oldest first, with a warning."""
+    max_queued_audio_s: float = 120.0
+    """Audio waiting to be processed beyond this is dropped, oldest first, with a warning
+    (7.7 MB per stream at the bound). A stream waits for each final before it goes on, so
+    on an overloaded machine its audio queues here: two minutes ride out a long overload
+    with every word late rather than lost."""
     synchronous: bool = False
     """Await every interim inline (deterministic; for replays on a simulated clock)."""
     guard: GuardOptions = field(default_factory=GuardOptions)
@@ -248,6 +256,7 @@ class StreamingTranscriber:
         self._idle.set()
         self._closing = False
         self.dropped_audio_s = 0.0
+        self.skipped_interims = 0
         # counters (see :meth:`stats`)
         self.retracted_segments = 0
         """Segments whose interims were shown and whose final came back empty."""
@@ -266,6 +275,7 @@ class StreamingTranscriber:
             round(o.vad.reset_after_s / WINDOW_S) if o.vad.reset_after_s > 0 else 0
         )
         self._vad_reset_due = False
+        self._dropping = False
         self._speculation_due: int | None = None
         """Sample up to which a speculative final is to be decoded, once it has arrived."""
         self._prompt = ""
@@ -285,6 +295,7 @@ class StreamingTranscriber:
         self._input.append(chunk)
         self._queued_samples += chunk.size
         limit = self.options.max_queued_audio_s * SAMPLE_RATE
+        dropping = False
         while self._queued_samples > limit:
             oldest = next((c for c in self._input if isinstance(c, np.ndarray)), None)
             if oldest is None:
@@ -292,11 +303,18 @@ class StreamingTranscriber:
             self._input.remove(oldest)
             self._queued_samples -= oldest.size
             self.dropped_audio_s += oldest.size / SAMPLE_RATE
+            metrics.dropped_audio(oldest.size / SAMPLE_RATE)
+            dropping = True
+        if dropping and not self._dropping:
+            # once per episode: a line per 10 ms frame would itself stall the event loop
             logger.warning(
-                "stream %s: input backlog over %.0f s, dropping the oldest audio",
+                "stream %s: input backlog over %.0f s, dropping the oldest audio "
+                "(%.1f s dropped so far)",
                 self.stream_id,
                 self.options.max_queued_audio_s,
+                self.dropped_audio_s,
             )
+        self._dropping = dropping
         self._idle.clear()
         self._input_ready.set()
 
@@ -350,6 +368,7 @@ class StreamingTranscriber:
             "confirmed_fallbacks": self.confirmed_fallbacks,
             "language_changes": self.language_tracker.changes,
             "dropped_audio_s": self.dropped_audio_s,
+            "skipped_interims": self.skipped_interims,
         }
 
     # -- processing ----------------------------------------------------------------------
@@ -370,6 +389,7 @@ class StreamingTranscriber:
                 if isinstance(item, _Flush):
                     await self._end_segment(self._samples_in, reason="flush")
                     continue
+                item = self._take_backlog(item)
                 self._queued_samples -= item.size
                 probs = await loop.run_in_executor(_VAD_EXECUTOR, self._listen, item)
                 await self._ingest(item, probs)
@@ -379,6 +399,21 @@ class StreamingTranscriber:
             self.engine.forget(self.stream_id)
             self._idle.set()
             self._events.put_nowait(None)
+
+    def _take_backlog(self, first: FloatArray) -> FloatArray:
+        """``first`` joined with the audio queued right behind it, up to
+        ``_MAX_INGEST_S``: a stream that fell behind (a busy machine) catches up in a few
+        large steps instead of one VAD hand-off and event-loop turn per 10 ms frame."""
+        if not self._input or not isinstance(self._input[0], np.ndarray):
+            return first
+        parts, size = [first], first.size
+        limit = int(_MAX_INGEST_S * SAMPLE_RATE)
+        while self._input and isinstance(self._input[0], np.ndarray) and size < limit:
+            nxt = self._input.popleft()
+            assert isinstance(nxt, np.ndarray)
+            parts.append(nxt)
+            size += nxt.size
+        return np.concatenate(parts)
 
     async def _ingest(self, chunk: FloatArray, probs: FloatArray) -> None:
         self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk
@@ -395,8 +430,12 @@ class StreamingTranscriber:
                     self._speculation_due = ep.window * WINDOW + self._pad
                 elif ep.event is EndpointEvent.SPEECH_RESUMED:
                     self._speculation_due = None
-                    if self._seg is not None:
-                        self._seg.speculation = None  # its result still shows as an interim
+                    if self._seg is not None and self._seg.speculation is not None:
+                        # Not a final after all: withdrawn (queued, it would go before every
+                        # interim, and under load before other streams' finals); the next
+                        # interim shows the words.
+                        self._seg.speculation.task.cancel()
+                        self._seg.speculation = None
                 elif ep.event is EndpointEvent.SPEECH_ENDED:
                     end = min(ep.window * WINDOW + self._pad, (window + 1) * WINDOW)
                     self._speculation_due = None
@@ -568,7 +607,14 @@ class StreamingTranscriber:
         interval = o.interim_interval_s * self.engine.interim_spacing()
         due = self._samples_in - seg.last_interim_request >= interval * SAMPLE_RATE
         busy = seg.interim_task is not None and not seg.interim_task.done()
-        if due and not busy:
+        # Behind the live audio (the machine is overloaded): an interim of audio this old
+        # would show nothing new by the time it came back; the final will.
+        behind = self._queued_samples > _BEHIND_S * SAMPLE_RATE and not o.synchronous
+        if due and not busy and behind:
+            seg.last_interim_request = self._samples_in
+            self.skipped_interims += 1
+            metrics.skipped_interim()
+        elif due and not busy:
             seg.last_interim_request = self._samples_in
             task = asyncio.create_task(self._interim(seg, self._samples_in))
             seg.interim_task = task

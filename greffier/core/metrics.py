@@ -38,6 +38,8 @@ FAMILIES = (
     "greffier_engine_decode_seconds",
     "greffier_engine_decodes",
     "greffier_engine_dropped_interims",
+    "greffier_skipped_interims",
+    "greffier_dropped_audio_seconds",
     "greffier_caption_latency_seconds",
     "greffier_retracted_segments",
     "greffier_store_errors",
@@ -133,6 +135,14 @@ class _Families:
         self.decodes = counter("engine_decodes", "Decode requests completed.", ["kind"])
         self.dropped = counter(
             "engine_dropped_interims", "Interims dropped because they waited too long (overload)."
+        )
+        self.skipped = counter(
+            "skipped_interims",
+            "Interims not asked for because their stream was behind the live audio (overload).",
+        )
+        self.dropped_audio = counter(
+            "dropped_audio_seconds",
+            "Audio dropped unheard because a stream's input backlog passed its bound.",
         )
         self.latency = histogram(
             "caption_latency_seconds",
@@ -280,6 +290,16 @@ def engine_batch(
 def dropped_interim() -> None:
     if (f := _get()) is not None:
         f.dropped.inc()
+
+
+def skipped_interim() -> None:
+    if (f := _get()) is not None:
+        f.skipped.inc()
+
+
+def dropped_audio(seconds: float) -> None:
+    if (f := _get()) is not None:
+        f.dropped_audio.inc(seconds)
 
 
 def caption_latency(kind: str, seconds: float) -> None:

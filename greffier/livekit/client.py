@@ -142,7 +142,7 @@ async def publish_audio(
     """
     info = published or PublishedAudio(sample_rate=sample_rate)
     info.sample_rate = sample_rate
-    source = rtc.AudioSource(sample_rate, num_channels, queue_size_ms=100)
+    source = rtc.AudioSource(sample_rate, num_channels, queue_size_ms=max(100, 2 * frame_ms))
     track = rtc.LocalAudioTrack.create_audio_track(track_name, source)
     options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     publication = await room.local_participant.publish_track(track, options)
