@@ -36,6 +36,7 @@ from greffier.core import metrics
 from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.errors import EngineClosedError
 from greffier.core.log import get_logger
+from greffier.core.priority import lower_thread_priority
 from greffier.core.types import Hypothesis
 
 logger = get_logger("asr.engine")
@@ -262,6 +263,7 @@ class InferenceEngine:
         return batch
 
     def _loop(self) -> None:
+        lower_thread_priority()  # captions and audio go first (core.priority)
         while True:
             with self._cond:
                 while not self._finals and not self._interims and not self._closed:

@@ -118,11 +118,11 @@ class StreamingOptions:
     """Audio kept before the detected start of speech (VAD onsets lag the first phoneme)."""
     context_s: float = 2.0
     """Audio before the segment given to Whisper as acoustic context; its words are dropped."""
-    max_queued_audio_s: float = 120.0
+    max_queued_audio_s: float = 600.0
     """Audio waiting to be processed beyond this is dropped, oldest first, with a warning
-    (7.7 MB per stream at the bound). A stream waits for each final before it goes on, so
-    on an overloaded machine its audio queues here: two minutes ride out a long overload
-    with every word late rather than lost."""
+    (38 MB per stream at the bound). A stream waits for each final before it goes on, so on
+    an overloaded machine its audio queues here: ten minutes ride out a long overload with
+    every word late rather than lost (the minutes stay whole; the live captions lag)."""
     synchronous: bool = False
     """Await every interim inline (deterministic; for replays on a simulated clock)."""
     guard: GuardOptions = field(default_factory=GuardOptions)

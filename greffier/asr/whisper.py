@@ -29,6 +29,7 @@ from greffier.core.audio import SAMPLE_RATE, FloatArray
 from greffier.core.config import AsrSettings
 from greffier.core.errors import MissingDependencyError, ModelNotFoundError
 from greffier.core.log import get_logger
+from greffier.core.priority import new_threads_lowered
 from greffier.core.text import SENTENCE_END
 from greffier.core.types import Hypothesis, Word
 from greffier.models.device import DeviceChoice, resolve_device
@@ -147,14 +148,15 @@ class WhisperDecoder:
         )
         threads = settings.cpu_threads or max(1, (os.cpu_count() or 1) - 1)
         try:
-            model = fw.WhisperModel(
-                resolved.location,
-                device=device.device,
-                compute_type=device.compute_type,
-                cpu_threads=threads if device.device == "cpu" else 0,
-                num_workers=1,
-                download_root=str(cache_dir / "hub") if not resolved.is_local else None,
-            )
+            with new_threads_lowered():  # its compute threads yield to audio and captions
+                model = fw.WhisperModel(
+                    resolved.location,
+                    device=device.device,
+                    compute_type=device.compute_type,
+                    cpu_threads=threads if device.device == "cpu" else 0,
+                    num_workers=1,
+                    download_root=str(cache_dir / "hub") if not resolved.is_local else None,
+                )
         except (OSError, ValueError, RuntimeError) as e:
             if resolved.is_local:
                 raise ModelNotFoundError(f"cannot load model from {resolved.location}: {e}") from e

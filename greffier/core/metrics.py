@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PREFIX = "greffier_"
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds; 2 s is the final-latency goal (p95)."""
 RECENT_WINDOW_S = 15.0
 """How far back the load's queue wait and caption lag look."""
