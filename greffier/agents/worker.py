@@ -40,6 +40,7 @@ from greffier.core.errors import (
     ServerUnreachableError,
 )
 from greffier.core.log import error_summary, get_logger, spawn
+from greffier.core.priority import lower_thread_priority
 from greffier.livekit.server import wait_healthy
 from greffier.models.manager import ENGINE, MODELS, engine_key, whisper_key
 from greffier.subtitles.protocol import (
@@ -312,7 +313,9 @@ async def _release(room: str) -> None:
 
 
 def _preload_diarizer(settings: Settings) -> None:
-    """Load the shared microphones' pipeline now (it is loaded on first use otherwise)."""
+    """Load the shared microphones' pipeline now (it is loaded on first use otherwise), at a
+    lower priority than captions (``core.priority``)."""
+    lower_thread_priority()
     try:
         shared_diarizer(settings.diarization)
     except Exception as e:  # noqa: BLE001 - loaded again on first use, where failures show
