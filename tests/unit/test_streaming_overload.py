@@ -16,7 +16,7 @@ from greffier.asr.streaming import StreamingOptions, StreamingTranscriber
 from greffier.core import priority
 from greffier.core.audio import SAMPLE_RATE
 from greffier.core.types import TranscriptEventType
-from tests.unit.test_streaming_sequence import CountingDecoder, two_utterances
+from tests.unit.test_streaming_sequence import CountingDecoder, collect_events, two_utterances
 
 pytestmark = pytest.mark.unit
 
@@ -35,13 +35,7 @@ def test_a_stream_behind_catches_up_in_steps_without_interims(clips) -> None:
             return listen(chunk)
 
         stream._listen = counted  # type: ignore[method-assign]
-        events = []
-
-        async def collect() -> None:
-            async for e in stream:
-                events.append(e)
-
-        task = asyncio.create_task(collect())
+        events, task = collect_events(stream)
         # all of it arrives while the stream is busy elsewhere: 20 ms frames, never awaited
         for i in range(0, audio.size, 320):
             stream.push_audio(audio[i : i + 320])

@@ -50,6 +50,17 @@ def two_utterances(clips) -> np.ndarray:
     return np.concatenate([gap, a, gap, b, gap])
 
 
+def collect_events(stream: StreamingTranscriber) -> tuple[list, asyncio.Task[None]]:
+    """The stream's events, appended as they come, and the task that collects them."""
+    events: list = []
+
+    async def collect() -> None:
+        async for e in stream:
+            events.append(e)
+
+    return events, asyncio.create_task(collect())
+
+
 def run(audio: np.ndarray, decoder: CountingDecoder, **kw) -> list:
     engine = InferenceEngine(decoder).start()
 
@@ -152,13 +163,7 @@ def test_flush_and_close_finalise_what_is_being_said(clips) -> None:
 
     async def go() -> list:
         stream = StreamingTranscriber(engine, StreamingOptions(synchronous=True))
-        events = []
-
-        async def collect() -> None:
-            async for e in stream:
-                events.append(e)
-
-        task = asyncio.create_task(collect())
+        events, task = collect_events(stream)
         for i in range(0, audio.size, 320):
             stream.push_audio(audio[i : i + 320])
             await stream.drain()
