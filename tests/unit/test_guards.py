@@ -117,3 +117,20 @@ def test_a_sentence_said_again_keeps_one_copy_and_a_loop_is_rejected() -> None:
     assert not verdict.rejected and verdict.text == said and verdict.repeats == 1
     # mostly a loop: the decode is not trusted at all
     assert guard.check(hyp("printing then for our purpose. " * 4)).rejected
+
+
+def probable(text: str, *probabilities: float) -> Hypothesis:
+    words = tuple(Word(0.4 * i, 0.4 * i + 0.3, " " + t, p)
+                  for i, (t, p) in enumerate(zip(text.split(), probabilities, strict=True)))
+    return Hypothesis(words=words, language="en", text=text)
+
+
+def test_a_lone_improbable_word_is_a_filler_not_a_caption() -> None:
+    """"um" written "calm" (probability 0.13-0.20 on the shared spontaneous recording): shown
+    as an interim, then dropped by the final, it was a retracted caption."""
+    assert guard.check(probable("calm", 0.13)).rejected == "improbable"
+    assert guard.check(probable("oh well", 0.2, 0.1)).rejected == "improbable"
+    # a short word the decoder believes, a longer phrase in noise, one probable word of two
+    assert guard.check(probable("oui", 0.45)).text == "oui"
+    assert guard.check(probable("ten of clubs", 0.2, 0.1, 0.2)).text == "ten of clubs"
+    assert guard.check(probable("yes please", 0.1, 0.6)).text == "yes please"

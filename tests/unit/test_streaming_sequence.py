@@ -291,7 +291,7 @@ def test_a_long_segment_is_cut_at_a_sentence_end_as_soon_as_the_decoder_goes_on(
         assert all(f.event.text.endswith(".") for f in finals)
         return [f.time - f.event.end for f in finals[:-1]]  # the last one ends at the flush
 
-    confirmed = lag_of_cuts(trim_after_s=2.0)
+    confirmed = lag_of_cuts(trim_after_s=2.0, tentative_cut_after_s=0.0)
     tentative = lag_of_cuts(trim_after_s=2.0, tentative_cut_after_s=2.0)
     assert len(tentative) >= len(confirmed) >= 5
     # audio heard after a sentence's last word before its final: one interim less to wait
