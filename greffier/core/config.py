@@ -66,12 +66,14 @@ class AsrSettings(BaseModel):
     cut_on_tentative: bool = True
     """Cut at a confirmed sentence end as soon as the latest hypothesis goes on after it
     with a word not in lower case (not waiting for that word to be confirmed too)."""
-    tentative_cut_after_s: float = Field(default=4.0, ge=0.0, le=26.0)
+    tentative_cut_after_s: float = Field(default=8.0, ge=0.0, le=26.0)
     """From this segment length on (0: never), cut at a sentence end the latest hypothesis
     wrote, confirmed or not (that decode heard the whole segment, as an endpoint's final
-    would). Measured on the chained monologues of the hard set (streaming replay, one run
-    each): final per utterance p50 3.06 -> 2.60 s, p95 11.46 -> 6.16 s, WER 17.1 -> 16.9 %.
-    The same from tentative clause ends too: 2.64 / 6.54 s, WER 17.9 % (not taken)."""
+    would). Streaming replays, one run each, never / 4 s / 8 s: chained monologues of the hard
+    set, final per utterance p50 3.06 / 2.60 / 1.88 s, p95 11.46 / 6.16 / 7.32 s, WER 17.1 /
+    16.9 / 15.9 %; the shared French clips (sentences read in one breath), WER 30.2 / 32.4 /
+    30.2 % (4 s cut them at sentence ends Whisper wrote too early). Cutting at tentative
+    clause ends as well (4 s): 2.64 / 6.54 s, WER 17.9 % (not taken)."""
     clause_cut_after_s: float = Field(default=6.0, ge=0.0, le=26.0)
     """From this segment length on (0: never), with no sentence end, cut at a confirmed
     clause end. Measured on the chained monologues of the hard set (sentences read without a
