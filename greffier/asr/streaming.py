@@ -102,7 +102,7 @@ class StreamingOptions:
     Whisper sometimes stops after a sentence and leaves out the speech that follows (a new
     voice read on without a pause), and would again on every longer decode; the next segment
     starts there, without acoustic context."""
-    tentative_cut_after_s: float = 8.0
+    tentative_cut_after_s: float = AsrSettings.model_fields["tentative_cut_after_s"].default
     """From this segment length on (0: never), a sentence end is cut at as soon as the latest
     hypothesis goes on after it with a word not in lower case, confirmed or not (the interim
     decode that wrote it heard the whole segment, as an endpoint's final decode would)."""
